@@ -1,0 +1,139 @@
+"""The Hydra job: resolve the config into run specs, run the engine, write the tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from evalharness.analysis.metrics import summarize
+from evalharness.data.dataset import Dataset, load_dataset
+from evalharness.models.source import ModelSpec
+from evalharness.provenance import versions
+from evalharness.sweep import store
+from evalharness.sweep.engine import SweepOptions, run_sweep, shard_chunks
+from evalharness.sweep.plan import FACTORS, RunSpec, expand
+
+log = logging.getLogger("evalharness")
+
+
+def configs_table(specs: list[RunSpec], model: ModelSpec, dataset: Dataset) -> pd.DataFrame:
+    rows = []
+    for s in specs:
+        row: dict[str, Any] = {
+            "config_id": s.config_id,
+            "model": model.name,
+            "dataset": dataset.name,
+        }
+        row.update(s.factor_dict)
+        for stage in s.stages:
+            row.update(stage.describe())
+        row["variant.placement"] = s.variant.placement
+        row["variant.precision"] = s.variant.precision
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sweep_options(cfg: DictConfig) -> SweepOptions:
+    shard = cfg.get("shard") or {}
+    return SweepOptions(
+        chunk_size=int(cfg.chunk_size),
+        batch_size=int(cfg.batch_size),
+        cache_dir=str(cfg.cache_dir),
+        progress=bool(cfg.progress),
+        shard_index=int(shard.get("index", 0)),
+        shard_count=int(shard.get("count", 1)),
+    )
+
+
+def finalize(
+    run_dir: Path, configs: pd.DataFrame, dataset: Dataset, opts: SweepOptions
+) -> pd.DataFrame:
+    """Compact the parts into predictions.parquet, summary.csv and errors.csv."""
+    preds, timing = store.read_parts(run_dir, shard_chunks(len(dataset), opts))
+    order = {cid: k for k, cid in enumerate(configs["config_id"])}
+    preds = preds.sort_values(
+        ["config_id", "sample_index"], key=lambda s: s.map(order) if s.name == "config_id" else s
+    )
+    preds = preds.reset_index(drop=True)
+    store.write_atomic_parquet(run_dir / "predictions.parquet", preds)
+    factor_cols = ["config_id", "model", "dataset", *FACTORS]
+    summary = configs[factor_cols].merge(summarize(preds, timing), on="config_id")
+    for k, v in versions().items():
+        summary[f"v_{k}"] = v
+    summary["dataset_hash"] = dataset.content_hash[:16]
+    store.write_atomic_csv(run_dir / "summary.csv", summary)
+    errors = error_digest(preds)
+    store.write_atomic_csv(run_dir / "errors.csv", errors)
+    return summary
+
+
+def error_digest(preds: pd.DataFrame) -> pd.DataFrame:
+    """One row per (sample, stage, reason), with how many configs hit it."""
+    bad = preds[preds["error_stage"].notna()]
+    if bad.empty:
+        return pd.DataFrame(columns=["sample_id", "stage", "reason", "n_configs"])
+    g = bad.groupby(["sample_id", "error_stage", "error"], sort=True).size()
+    return (
+        g.rename("n_configs")
+        .reset_index()
+        .rename(columns={"error_stage": "stage", "error": "reason"})
+    )
+
+
+def terminal_table(summary: pd.DataFrame, max_rows: int = 40) -> str:
+    varying = [f for f in FACTORS if summary[f].nunique() > 1] or ["backend"]
+    t = summary[varying].copy()
+    t["top1 [95% CI]"] = [
+        f"{a:6.2f} [{lo:5.2f}, {hi:5.2f}]"
+        for a, lo, hi in zip(summary.top1, summary.top1_lo, summary.top1_hi, strict=True)
+    ]
+    t["top5"] = summary.top5.map(lambda v: f"{v:6.2f}")
+    t["errors"] = summary.n_errors
+    t["img/s"] = summary.images_per_s.map(lambda v: f"{v:7.0f}")
+    t = t.iloc[summary.top1.sort_values(ascending=False, kind="stable").index]
+    text = t.head(max_rows).to_string(index=False)
+    if len(t) > max_rows:
+        text += f"\n... {len(t) - max_rows} more rows in summary.csv"
+    return text
+
+
+def run(cfg: DictConfig) -> pd.DataFrame:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    choices = {f: HydraConfig.get().runtime.choices.get(f) for f in FACTORS}
+    model = ModelSpec.from_config(cfg.model)
+    dataset = load_dataset(cfg.dataset)
+    if model.num_classes != len(dataset.classes):
+        raise ValueError(
+            f"model '{model.name}' has {model.num_classes} classes, dataset '{dataset.name}' "
+            f"has {len(dataset.classes)}"
+        )
+    specs = expand(cfg, choices, model)
+    opts = sweep_options(cfg)
+    configs = configs_table(specs, model, dataset)
+    store.write_atomic_csv(run_dir / "configs.csv", configs)
+    log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)
+    stats = run_sweep(specs, dataset, run_dir, opts)
+    summary = finalize(run_dir, configs, dataset, opts)
+    print(terminal_table(summary))
+    n_err = int(summary.n_errors.sum())
+    if n_err:
+        errors = pd.read_csv(run_dir / "errors.csv")
+        by_stage = errors.groupby("stage").sample_id.nunique().to_dict()
+        print(
+            f"errors: {n_err} error rows on {errors.sample_id.nunique()} samples {by_stage}; "
+            f"see {run_dir / 'errors.csv'}"
+        )
+    print(
+        f"results: {run_dir} (summary.csv, predictions.parquet; "
+        f"{stats['chunks_computed']} chunk(s) computed, {stats['chunks_resumed']} resumed)"
+    )
+    return summary
+
+
+__all__ = ["run", "finalize", "dataclasses"]

@@ -1,0 +1,3 @@
+"""Inference backends; importing this package registers all three."""
+
+from evalharness.backends import onnxruntime_backend, openvino_backend, torch_backend  # noqa: F401

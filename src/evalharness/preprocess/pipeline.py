@@ -1,0 +1,52 @@
+"""A host pipeline is a tuple of stages; a stage is (kind, frozen spec) and is its own key.
+
+Two configs share work exactly as far as their stage tuples share a prefix, which is what
+the sweep engine memoizes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evalharness.preprocess.colour import ColourSpec, HostNormSpec, apply_colour, host_normalize
+from evalharness.preprocess.decode import DecodeSpec, decode
+from evalharness.preprocess.resize import ResizeSpec, resize
+
+STAGE_ORDER = ("decode", "resize", "colour", "normalize")
+_RUN: dict[str, Callable[[Any, Any], Any]] = {
+    "decode": lambda path, spec: decode(Path(path), spec),
+    "resize": lambda arr, spec: resize(arr, spec),
+    "colour": lambda arr, spec: apply_colour(arr, spec),
+    "normalize": lambda arr, spec: host_normalize(arr, spec),
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: str
+    spec: Any
+
+    def __call__(self, x: Any) -> Any:
+        return _RUN[self.kind](x, self.spec)
+
+    def describe(self) -> dict[str, Any]:
+        return {f"{self.kind}.{k}": v for k, v in dataclasses.asdict(self.spec).items()}
+
+
+def build_pipeline(
+    decode_spec: DecodeSpec, resize_spec: ResizeSpec, colour: ColourSpec, norm: HostNormSpec
+) -> tuple[Stage, ...]:
+    specs = (decode_spec, resize_spec, colour, norm)
+    return tuple(Stage(kind, spec) for kind, spec in zip(STAGE_ORDER, specs, strict=True))
+
+
+def run_pipeline(stages: tuple[Stage, ...], path: Path) -> Any:
+    """Run every stage on one sample: the reference path the engine's memo must agree with."""
+    x: Any = path
+    for stage in stages:
+        x = stage(x)
+    return x
