@@ -30,9 +30,9 @@ def check_group_choices(argv: list[str]) -> str | None:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    from evalharness.app import run  # heavy imports after Hydra has parsed the command line
+    from evalharness.app import run_from_hydra  # heavy imports after Hydra parsed the args
 
-    run(cfg)
+    run_from_hydra(cfg)
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -103,9 +102,14 @@ def terminal_table(summary: pd.DataFrame, max_rows: int = 40) -> str:
     return text
 
 
-def run(cfg: DictConfig) -> pd.DataFrame:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    choices = {f: HydraConfig.get().runtime.choices.get(f) for f in FACTORS}
+def run_from_hydra(cfg: DictConfig) -> pd.DataFrame:
+    hc = HydraConfig.get()
+    choices = {f: hc.runtime.choices.get(f) for f in FACTORS}
+    return run(cfg, Path(hc.runtime.output_dir), choices)
+
+
+def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str]) -> pd.DataFrame:
+    """Evaluate the config (or the sweep it names) into run_dir; `choices` names the options."""
     model = ModelSpec.from_config(cfg.model)
     dataset = load_dataset(cfg.dataset)
     if model.num_classes != len(dataset.classes):
@@ -116,6 +120,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     specs = expand(cfg, choices, model)
     opts = sweep_options(cfg)
     configs = configs_table(specs, model, dataset)
+    run_dir.mkdir(parents=True, exist_ok=True)
     store.write_atomic_csv(run_dir / "configs.csv", configs)
     log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)
     stats = run_sweep(specs, dataset, run_dir, opts)
@@ -134,6 +139,3 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         f"{stats['chunks_computed']} chunk(s) computed, {stats['chunks_resumed']} resumed)"
     )
     return summary
-
-
-__all__ = ["run", "finalize", "dataclasses"]

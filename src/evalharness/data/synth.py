@@ -41,7 +41,7 @@ class Canvas:
     width: int
 
 
-def random_canvas(rng: np.random.Generator, short_min: int = 96, short_max: int = 200) -> Canvas:
+def random_canvas(rng: np.random.Generator, short_min: int = 160, short_max: int = 320) -> Canvas:
     short = int(rng.integers(short_min, short_max + 1))
     aspect = ASPECTS[int(rng.integers(len(ASPECTS)))]  # width / height
     if aspect >= 1:
@@ -71,7 +71,7 @@ def _background(rng: np.random.Generator, c: Canvas) -> np.ndarray:
     yy, xx = np.mgrid[0 : c.height, 0 : c.width].astype(np.float32)
     t = (np.cos(theta) * xx / c.width + np.sin(theta) * yy / c.height + 1) / 2
     img = a[None, None, :] * (1 - t[..., None]) + b[None, None, :] * t[..., None]
-    return img + rng.normal(0, 5.0, size=img.shape).astype(np.float32)
+    return img + rng.normal(0, 3.0, size=img.shape).astype(np.float32)
 
 
 def _object_frame(rng: np.random.Generator, c: Canvas):

@@ -75,14 +75,17 @@ def train(n: int, epochs: int, seed: int = 0) -> nn.Module:
             opt.step()
             sched.step()
             correct += (logits.argmax(1) == y[idx]).sum().item()
-        print(f"epoch {epoch + 1}/{epochs}: train acc {correct / n:.3f} loss {loss.item():.3f}")
+        print(
+            f"epoch {epoch + 1}/{epochs}: train acc {correct / n:.3f} loss {loss.item():.3f}",
+            flush=True,
+        )
     return model.eval()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=6000)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=14)
     ap.add_argument("--out", type=Path, default=Path("models/demo_cnn.pt"))
     args = ap.parse_args()
     torch.set_num_threads(2)

@@ -1,0 +1,74 @@
+"""The three backends and three normalization placements agree on real demo inputs."""
+
+import numpy as np
+import pytest
+
+from evalharness.backends import BACKENDS
+from evalharness.backends.base import ModelVariant
+from evalharness.data.dataset import load_dataset
+from evalharness.models.source import ModelSpec
+from evalharness.preprocess.colour import ColourSpec, HostNormSpec
+from evalharness.preprocess.decode import DecodeSpec
+from evalharness.preprocess.pipeline import build_pipeline, run_pipeline
+from evalharness.preprocess.resize import ResizeSpec
+
+from .conftest import compose_config
+
+# Polygraphy semantics: an element fails only if |a-b| > ATOL and |a-b| > RTOL * |b|.
+ATOL, RTOL = 1e-4, 1e-4
+
+
+def allclose(a: np.ndarray, b: np.ndarray, atol: float = ATOL, rtol: float = RTOL) -> bool:
+    diff = np.abs(a - b)
+    return not ((diff > atol) & (diff > rtol * np.abs(b))).any()
+
+
+@pytest.fixture(scope="module")
+def setup(export_cache):
+    cfg, _ = compose_config(["dataset.limit=16"])
+    model = ModelSpec.from_config(cfg.model)
+    ds = load_dataset(cfg.dataset)
+    card = cfg.model.card
+    mean, std = tuple(card.mean), tuple(card.std)
+
+    def inputs(placement):
+        stages = build_pipeline(
+            DecodeSpec("pil"),
+            ResizeSpec("pil", "bilinear", 64),
+            ColourSpec("rgb"),
+            HostNormSpec(placement, mean, std),
+        )
+        return np.stack([run_pipeline(stages, s.path) for s in ds.samples])
+
+    def logits(backend, placement, precision="fp32"):
+        v = ModelVariant(model, backend, placement, mean, std, precision)
+        return BACKENDS.get(backend)().load(v, str(export_cache)).infer(inputs(placement))
+
+    return logits
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("placement", ["host", "graph"])
+def test_backend_logits_match_torch(setup, backend, placement):
+    ref = setup("torch", "host")
+    out = setup(backend, placement)
+    assert out.shape == ref.shape == (16, 10)
+    assert allclose(out, ref), np.abs(out - ref).max()
+    assert (out.argmax(1) == ref.argmax(1)).all()
+
+
+def test_graph_placement_matches_host_on_torch(setup):
+    assert allclose(setup("torch", "graph"), setup("torch", "host"))
+
+
+def test_openvino_ppp_matches_host(setup):
+    ref = setup("torch", "host")
+    assert allclose(setup("openvino", "ov_ppp"), ref)
+
+
+def test_reduced_precision_is_close_but_not_identical(setup):
+    ref = setup("torch", "host")
+    bf16 = setup("torch", "host", "bf16")
+    assert not np.array_equal(bf16, ref)
+    assert allclose(bf16, ref, atol=0.5, rtol=0.1)
+    assert (bf16.argmax(1) == ref.argmax(1)).mean() >= 0.9

@@ -1,0 +1,78 @@
+"""The command line, end to end, in subprocesses as a user runs it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evalharness import PROJECT_ROOT
+
+
+def cli(*args: str, cwd: Path = PROJECT_ROOT, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evalharness", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600, **kw)  # fmt: skip
+
+
+def test_unknown_option_is_one_line_with_the_choices():
+    r = cli("decoder=opencvv")
+    assert r.returncode == 2
+    names = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "decoder").glob("*.yaml"))
+    assert r.stderr.strip().splitlines() == [
+        f"error: unknown decoder 'opencvv' (did you mean 'opencv'?); valid: {', '.join(names)}"
+    ]
+
+
+@pytest.mark.slow
+def test_single_run_writes_the_tables(tmp_path):
+    r = cli("dataset.limit=30", "backend=openvino", f"hydra.run.dir={tmp_path}", "progress=false")
+    assert r.returncode == 0, r.stderr
+    assert "top1 [95% CI]" in r.stdout
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert len(summary) == 1 and summary.backend[0] == "openvino" and summary.n[0] == 30
+    assert (tmp_path / ".hydra" / "config.yaml").exists()
+    assert len(pd.read_parquet(tmp_path / "predictions.parquet")) == 30
+
+
+@pytest.mark.slow
+def test_multirun_writes_one_run_dir_per_job(tmp_path):
+    r = cli("-m", "backend=torch,onnxruntime", "dataset.limit=20", "progress=false",
+            f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    tops = [pd.read_csv(tmp_path / str(i) / "summary.csv") for i in (0, 1)]
+    assert [t.backend[0] for t in tops] == ["torch", "onnxruntime"]
+
+
+@pytest.mark.slow
+def test_kill_9_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path):
+    args = ["+sweep=preproc_ablation", "sweep.factors.backend=[torch,openvino]",
+            "dataset.limit=96", "chunk_size=8", "progress=false"]  # fmt: skip
+    full = tmp_path / "full"
+    assert cli(*args, f"hydra.run.dir={full}").returncode == 0
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "evalharness", *args, f"hydra.run.dir={killed}"],
+                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((killed / "parts").glob("chunk-*"))) < 4:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_before = len(list((killed / "parts").glob("chunk-*.parquet")))
+    assert 4 <= n_before < 12, "the kill should land mid-sweep"
+    assert not (killed / "predictions.parquet").exists()
+
+    r = cli(*args, f"hydra.run.dir={killed}")
+    assert r.returncode == 0, r.stderr
+    assert f"{12 - n_before} chunk(s) computed, {n_before} resumed" in r.stdout
+    a = pd.read_parquet(full / "predictions.parquet")
+    b = pd.read_parquet(killed / "predictions.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    keep = ["config_id", "n", "n_errors", "top1", "top1_lo", "top1_hi", "top5"]
+    sa, sb = pd.read_csv(full / "summary.csv"), pd.read_csv(killed / "summary.csv")
+    pd.testing.assert_frame_equal(sa[keep], sb[keep])

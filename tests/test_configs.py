@@ -1,0 +1,84 @@
+"""Every option of every config group composes and resolves (lightning-hydra-template style)."""
+
+import pytest
+
+from evalharness import CONF_DIR
+from evalharness.models.source import ModelSpec
+from evalharness.sweep.plan import FACTORS, PlanError, expand, load_option, option_names
+
+from .conftest import compose_config
+
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+
+
+def test_default_config_composes():
+    cfg, choices = compose_config([])
+    assert choices["backend"] == "torch" and choices["decoder"] == "pil"
+    assert cfg.model.card.input_size == 64
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_option_name_matches_file_name(group):
+    """Configs mirror code: the `name` inside each option file is its file name."""
+    for name in option_names(group):
+        assert load_option(group, name).name == name, f"conf/{group}/{name}.yaml"
+
+
+def _factor_options():
+    for group in FACTORS:
+        for name in option_names(group):
+            yield group, name
+
+
+@pytest.mark.parametrize("group,name", list(_factor_options()))
+def test_every_factor_option_resolves(group, name):
+    overrides = [f"{group}={name}"]
+    if group == "norm" and name == "ov_ppp" or group == "precision" and name == "fp16":
+        overrides.append("backend=openvino")
+    cfg, choices = compose_config(overrides)
+    specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
+    assert len(specs) == 1
+    assert specs[0].factor_dict[group] == name
+
+
+def test_sweep_configs_compose():
+    for name in option_names("sweep"):
+        cfg, choices = compose_config([f"+sweep={name}"])
+        specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
+        assert len({s.config_id for s in specs}) == len(specs)
+
+
+def test_preproc_ablation_has_72_configs_with_stable_ids():
+    cfg, choices = compose_config(["+sweep=preproc_ablation"])
+    model = ModelSpec.from_config(cfg.model)
+    a = expand(cfg, choices, model)
+    b = expand(cfg, choices, model)
+    assert len(a) >= 72
+    assert [s.config_id for s in a] == [s.config_id for s in b]
+
+
+def test_impossible_combination_is_named_before_any_work():
+    cfg, choices = compose_config(["norm=ov_ppp", "backend=torch"])
+    with pytest.raises(PlanError, match="backend=torch .*norm=ov_ppp.*needs backend=openvino"):
+        expand(cfg, choices, ModelSpec.from_config(cfg.model))
+
+
+def test_sweep_exclude_removes_impossible_combinations():
+    cfg, choices = compose_config(["+sweep=preproc_ablation"])
+    cfg.sweep.factors.norm = ["host", "ov_ppp"]
+    model = ModelSpec.from_config(cfg.model)
+    with pytest.raises(PlanError, match="24 impossible combination"):
+        expand(cfg, choices, model)
+    cfg.sweep.exclude = [{"norm": "ov_ppp", "backend": ["torch", "onnxruntime"]}]
+    specs = expand(cfg, choices, model)
+    assert len(specs) == 72 - 24 + 0  # 36 host + 12 ov_ppp on openvino
+    assert {s.factor_dict["backend"] for s in specs if s.factor_dict["norm"] == "ov_ppp"} == {
+        "openvino"
+    }
+
+
+def test_unknown_factor_value_in_sweep_names_valid_choices():
+    cfg, choices = compose_config(["+sweep=preproc_ablation"])
+    cfg.sweep.factors.decoder = ["pil", "libjpeg"]
+    with pytest.raises(KeyError, match="unknown decoder 'libjpeg'.*valid: .*opencv"):
+        expand(cfg, choices, ModelSpec.from_config(cfg.model))

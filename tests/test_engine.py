@@ -1,0 +1,123 @@
+"""The sweep engine: memoization counts, agreement with the plain pipeline, resume, errors."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evalharness.sweep.engine import PlanMismatchError
+
+from .helpers import demo_subset
+
+SMALL_SWEEP = [
+    "+sweep=preproc_ablation",
+    "sweep.factors.backend=[torch,onnxruntime]",
+    "sweep.factors.resize=[pil_bilinear,cv2_linear]",
+    "dataset.limit=40",
+    "chunk_size=16",
+]
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+    """One run of a 2 x 3 x 2 x 2 = 24-config sweep over 40 samples, shared by the tests."""
+    from evalharness.app import run
+
+    from .conftest import compose_config
+
+    cfg, choices = compose_config(["progress=false", *SMALL_SWEEP])
+    out = tmp_path_factory.mktemp("sweep")
+    summary = run(cfg, out, choices)
+    return summary, out
+
+
+def test_each_unique_stage_prefix_is_computed_once(small_sweep):
+    summary, out = small_sweep
+    stats = json.loads((out / "stats.json").read_text())
+    assert len(summary) == 24
+    assert stats["decode_calls"] == 40 * 3  # samples x decoders, not x configs
+    assert stats["resize_calls"] == 40 * 3 * 2
+    assert stats["colour_calls"] == 40 * 3 * 2
+    assert stats["normalize_calls"] == 40 * 3 * 2 * 2
+    assert stats["infer_sample_calls"] == 40 * 24
+    assert stats["variant_load_calls"] == 4  # 2 backends x 2 placements, once each
+
+
+def test_outputs_have_the_documented_form(small_sweep):
+    summary, out = small_sweep
+    for col in ["config_id", "backend", "decoder", "resize", "norm", "n", "n_errors", "top1",
+                "top1_lo", "top1_hi", "top5", "images_per_s", "v_pillow_jpeg", "v_opencv_jpeg",
+                "dataset_hash"]:  # fmt: skip
+        assert col in summary.columns, col
+    preds = pd.read_parquet(out / "predictions.parquet")
+    assert len(preds) == 40 * 24
+    assert not preds.duplicated(["sample_id", "config_id"]).any()
+    configs = pd.read_csv(out / "configs.csv")
+    assert set(configs.config_id) == set(summary.config_id)
+    assert (summary.top1_lo <= summary.top1).all() and (summary.top1 <= summary.top1_hi).all()
+    row = summary.iloc[0]
+    mine = preds[preds.config_id == row.config_id]
+    assert row.top1 == pytest.approx(mine.correct1.mean() * 100)
+
+
+def test_memoized_engine_agrees_with_the_plain_pipeline(small_sweep, export_cache):
+    """Every prediction equals what running the stages one sample at a time gives."""
+    from evalharness.backends import BACKENDS
+    from evalharness.data.dataset import load_dataset
+    from evalharness.models.source import ModelSpec
+    from evalharness.preprocess.pipeline import run_pipeline
+    from evalharness.sweep.plan import expand
+
+    from .conftest import compose_config
+
+    summary, out = small_sweep
+    preds = pd.read_parquet(out / "predictions.parquet")
+    cfg, choices = compose_config(SMALL_SWEEP)
+    specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
+    ds = load_dataset(cfg.dataset)
+    for spec in specs[::7]:
+        session = BACKENDS.get(spec.variant.backend)().load(spec.variant, str(export_cache))
+        x = np.stack([run_pipeline(spec.stages, s.path) for s in ds.samples])
+        expected = session.infer(x).argmax(1)
+        got = preds[preds.config_id == spec.config_id].sort_values("sample_index").pred
+        assert (got.to_numpy() == expected).all(), spec.factor_dict
+
+
+def test_resume_recomputes_only_missing_parts(small_sweep, run_app, tmp_path):
+    summary, out = small_sweep
+    run_dir = tmp_path / "resumed"
+    run_app(SMALL_SWEEP, run_dir)
+    for part in ["chunk-00001.parquet", "chunk-00002.parquet"]:
+        (run_dir / "parts" / part).unlink()
+    (run_dir / "predictions.parquet").unlink()
+    resumed, _ = run_app(SMALL_SWEEP, run_dir)
+    stats = json.loads((run_dir / "stats.json").read_text())
+    assert stats["chunks_computed"] == 2 and stats["chunks_resumed"] == 1
+    a = pd.read_parquet(out / "predictions.parquet")
+    b = pd.read_parquet(run_dir / "predictions.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    cols = ["config_id", "n", "n_errors", "top1", "top5"]
+    pd.testing.assert_frame_equal(summary[cols], resumed[cols])
+
+
+def test_a_run_dir_of_another_sweep_is_refused(small_sweep, run_app):
+    _, out = small_sweep
+    with pytest.raises(PlanMismatchError, match="different sweep"):
+        run_app(["dataset.limit=40", "chunk_size=16"], out)
+
+
+def test_bad_files_become_error_rows_and_the_sweep_completes(run_app, tmp_path):
+    bad = {"empty.jpg": b"", "garbage.jpg": b"this is not a jpeg", "missing_later.jpg": b"x"}
+    overrides = demo_subset(tmp_path / "ds", 12, bad)
+    (tmp_path / "ds" / "images" / "missing_later.jpg").unlink()
+    summary, out = run_app([*overrides, "+sweep=preproc_ablation",
+                            "sweep.factors.backend=[torch]", "sweep.factors.resize=[pil_bilinear]",
+                            "sweep.factors.norm=[host]"])  # fmt: skip
+    assert len(summary) == 3
+    assert (summary.n == 15).all() and (summary.n_errors == 3).all()
+    errors = pd.read_csv(out / "errors.csv")
+    assert set(errors.stage) == {"decode"}
+    assert errors.reason.str.contains("file not found").any()
+    preds = pd.read_parquet(out / "predictions.parquet")
+    assert (preds[preds.error_stage.notna()].pred == -1).all()
