@@ -122,6 +122,8 @@ def _resize_cv2(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray
 
 @RESIZERS.register("torchvision")
 def _resize_tv(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
+    if not arr.flags.writeable:  # Pillow hands out read-only views; torch wants to own them
+        arr = arr.copy()
     t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
     antialias = spec.antialias and spec.interpolation != "nearest"
     out = TF.resize(t, [h, w], interpolation=_TV[spec.interpolation], antialias=antialias)
