@@ -14,8 +14,14 @@ from evalharness import PROJECT_ROOT
 
 
 def cli(*args: str, cwd: Path = PROJECT_ROOT, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evalharness", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600, **kw)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "evalharness", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
 
 
 def test_unknown_option_is_one_line_with_the_choices():
@@ -40,8 +46,13 @@ def test_single_run_writes_the_tables(tmp_path):
 
 @pytest.mark.slow
 def test_multirun_writes_one_run_dir_per_job(tmp_path):
-    r = cli("-m", "backend=torch,onnxruntime", "dataset.limit=20", "progress=false",
-            f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    r = cli(
+        "-m",
+        "backend=torch,onnxruntime",
+        "dataset.limit=20",
+        "progress=false",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert r.returncode == 0, r.stderr
     tops = [pd.read_csv(tmp_path / str(i) / "summary.csv") for i in (0, 1)]
     assert [t.backend[0] for t in tops] == ["torch", "onnxruntime"]
@@ -49,15 +60,24 @@ def test_multirun_writes_one_run_dir_per_job(tmp_path):
 
 @pytest.mark.slow
 def test_kill_9_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path):
-    args = ["+sweep=preproc_ablation", "sweep.factors.backend=[torch,openvino]",
-            "dataset.limit=96", "chunk_size=8", "progress=false"]  # fmt: skip
+    args = [
+        "+sweep=preproc_ablation",
+        "sweep.factors.backend=[torch,openvino]",
+        "dataset.limit=96",
+        "chunk_size=8",
+        "progress=false",
+    ]
     full = tmp_path / "full"
     assert cli(*args, f"hydra.run.dir={full}").returncode == 0
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "evalharness", *args, f"hydra.run.dir={killed}"],
-                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evalharness", *args, f"hydra.run.dir={killed}"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(list((killed / "parts").glob("chunk-*"))) < 4:
         time.sleep(0.05)

@@ -51,8 +51,9 @@ def rgba_png(tmp_path):
 
 
 @pytest.mark.parametrize("lib", LIBS)
-@pytest.mark.parametrize("policy,expected", [("drop", (10, 100, 200)), ("black", (0, 0, 0)),
-                                             ("white", (255, 255, 255))])  # fmt: skip
+@pytest.mark.parametrize(
+    "policy,expected", [("drop", (10, 100, 200)), ("black", (0, 0, 0)), ("white", (255, 255, 255))]
+)
 def test_alpha_policy(lib, policy, expected, rgba_png):
     out = decode(rgba_png, DecodeSpec(lib, alpha=policy))
     assert tuple(out[0, 0]) == expected

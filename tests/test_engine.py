@@ -46,9 +46,23 @@ def test_each_unique_stage_prefix_is_computed_once(small_sweep):
 
 def test_outputs_have_the_documented_form(small_sweep):
     summary, out = small_sweep
-    for col in ["config_id", "backend", "decoder", "resize", "norm", "n", "n_errors", "top1",
-                "top1_lo", "top1_hi", "top5", "images_per_s", "v_pillow_jpeg", "v_opencv_jpeg",
-                "dataset_hash"]:  # fmt: skip
+    for col in [
+        "config_id",
+        "backend",
+        "decoder",
+        "resize",
+        "norm",
+        "n",
+        "n_errors",
+        "top1",
+        "top1_lo",
+        "top1_hi",
+        "top5",
+        "images_per_s",
+        "v_pillow_jpeg",
+        "v_opencv_jpeg",
+        "dataset_hash",
+    ]:
         assert col in summary.columns, col
     preds = pd.read_parquet(out / "predictions.parquet")
     assert len(preds) == 40 * 24
@@ -111,9 +125,15 @@ def test_bad_files_become_error_rows_and_the_sweep_completes(run_app, tmp_path):
     bad = {"empty.jpg": b"", "garbage.jpg": b"this is not a jpeg", "missing_later.jpg": b"x"}
     overrides = demo_subset(tmp_path / "ds", 12, bad)
     (tmp_path / "ds" / "images" / "missing_later.jpg").unlink()
-    summary, out = run_app([*overrides, "+sweep=preproc_ablation",
-                            "sweep.factors.backend=[torch]", "sweep.factors.resize=[pil_bilinear]",
-                            "sweep.factors.norm=[host]"])  # fmt: skip
+    summary, out = run_app(
+        [
+            *overrides,
+            "+sweep=preproc_ablation",
+            "sweep.factors.backend=[torch]",
+            "sweep.factors.resize=[pil_bilinear]",
+            "sweep.factors.norm=[host]",
+        ]
+    )
     assert len(summary) == 3
     assert (summary.n == 15).all() and (summary.n_errors == 3).all()
     errors = pd.read_csv(out / "errors.csv")

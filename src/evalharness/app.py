@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from evalharness.analysis.metrics import summarize
 from evalharness.data.dataset import Dataset, load_dataset
@@ -108,7 +109,9 @@ def run_from_hydra(cfg: DictConfig) -> pd.DataFrame:
     return run(cfg, Path(hc.runtime.output_dir), choices)
 
 
-def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str]) -> pd.DataFrame:
+def run(
+    cfg: DictConfig, run_dir: Path, choices: dict[str, str], quiet: bool = False
+) -> pd.DataFrame:
     """Evaluate the config (or the sweep it names) into run_dir; `choices` names the options."""
     model = ModelSpec.from_config(cfg.model)
     dataset = load_dataset(cfg.dataset)
@@ -121,10 +124,20 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str]) -> pd.DataFrame
     opts = sweep_options(cfg)
     configs = configs_table(specs, model, dataset)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # The resolved config and the option names, so analysis can re-create any config later
+    # (on-demand evaluation) without Hydra's own files.
+    store.write_atomic_text(run_dir / "run_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    store.write_atomic_text(run_dir / "choices.json", json.dumps(choices, indent=1))
     store.write_atomic_csv(run_dir / "configs.csv", configs)
     log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)
     stats = run_sweep(specs, dataset, run_dir, opts)
     summary = finalize(run_dir, configs, dataset, opts)
+    if not quiet:
+        report_to_terminal(summary, run_dir, stats)
+    return summary
+
+
+def report_to_terminal(summary: pd.DataFrame, run_dir: Path, stats: dict) -> None:
     print(terminal_table(summary))
     n_err = int(summary.n_errors.sum())
     if n_err:
@@ -138,4 +151,3 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str]) -> pd.DataFrame
         f"results: {run_dir} (summary.csv, predictions.parquet; "
         f"{stats['chunks_computed']} chunk(s) computed, {stats['chunks_resumed']} resumed)"
     )
-    return summary
