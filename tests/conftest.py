@@ -38,10 +38,11 @@ def compose_config(overrides: list[str]):
 def run_app(tmp_path):
     """Run the app in-process on the given overrides; returns (summary, run_dir)."""
     from evalharness.app import run
+    from evalharness.sweep.plan import explicit_factors
 
     def _run(overrides: list[str], run_dir: Path | None = None):
         cfg, choices = compose_config(["progress=false", *overrides])
         out = run_dir or tmp_path / "run"
-        return run(cfg, out, choices), out
+        return run(cfg, out, choices, explicit=explicit_factors(overrides)), out
 
     return _run

@@ -41,7 +41,7 @@ def test_center_crop_geometry_follows_torchvision():
 
 
 @pytest.mark.parametrize("lib", ["pil", "opencv", "torchvision"])
-@pytest.mark.parametrize("crop", ["center", "squash", "letterbox"])
+@pytest.mark.parametrize("crop", ["center", "squash", "letterbox", "squash_crop"])
 def test_every_library_and_crop_gives_the_model_size(lib, crop):
     img = np.random.default_rng(0).integers(0, 255, (120, 200, 3), dtype=np.uint8)
     out = resize(img, ResizeSpec(lib, "bilinear", size=64, crop=crop))

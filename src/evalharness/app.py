@@ -17,7 +17,7 @@ from evalharness.models.source import ModelSpec
 from evalharness.provenance import versions
 from evalharness.sweep import store
 from evalharness.sweep.engine import SweepOptions, run_sweep, shard_chunks
-from evalharness.sweep.plan import FACTORS, RunSpec, expand
+from evalharness.sweep.plan import FACTORS, RunSpec, apply_model_card, expand, explicit_factors
 
 log = logging.getLogger("evalharness")
 
@@ -106,13 +106,23 @@ def terminal_table(summary: pd.DataFrame, max_rows: int = 40) -> str:
 def run_from_hydra(cfg: DictConfig) -> pd.DataFrame:
     hc = HydraConfig.get()
     choices = {f: hc.runtime.choices.get(f) for f in FACTORS}
-    return run(cfg, Path(hc.runtime.output_dir), choices)
+    explicit = explicit_factors(list(hc.overrides.task))
+    return run(cfg, Path(hc.runtime.output_dir), choices, explicit=explicit)
 
 
 def run(
-    cfg: DictConfig, run_dir: Path, choices: dict[str, str], quiet: bool = False
+    cfg: DictConfig,
+    run_dir: Path,
+    choices: dict[str, str],
+    quiet: bool = False,
+    explicit: set[str] | None = None,
 ) -> pd.DataFrame:
-    """Evaluate the config (or the sweep it names) into run_dir; `choices` names the options."""
+    """Evaluate the config (or the sweep it names) into run_dir.
+
+    `choices` names the option of each factor group; `explicit` the factors the user chose
+    (the others take the model card's reference).
+    """
+    choices = apply_model_card(cfg, choices, explicit or set())
     model = ModelSpec.from_config(cfg.model)
     dataset = load_dataset(cfg.dataset)
     if model.num_classes != len(dataset.classes):

@@ -91,7 +91,7 @@ def evaluate_on_demand(run_dir: Path, configs: list[dict[str, str]]) -> RunResul
         tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
         sub = run_dir / "explain" / "ondemand" / tag
         print(f"evaluating missing config on demand: {config}", file=sys.stderr)
-        run(cfg, sub, choices, quiet=True)
+        run(cfg, sub, choices, quiet=True, explicit=set(FACTORS))
         res = RunResults.load(sub)
         out = res if out is None else out.merged(res)
     return out

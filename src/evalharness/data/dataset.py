@@ -11,6 +11,8 @@ a reason, so it shows up as an error row instead of vanishing from the counts.
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from evalharness.models.source import resolve_path
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -101,7 +105,84 @@ def load_folder(cfg: DictConfig) -> Dataset:
     return Dataset(cfg.name, samples, classes, h.hexdigest())
 
 
-LOADERS = {"manifest": load_manifest, "folder": load_folder}
+WNID = re.compile(r"^n\d{8}$")
+
+
+def read_synsets(path: Path) -> tuple[list[str], list[str]]:
+    """synset_words.txt-style: `n01440764 tench, Tinca tinca` -> (wnids, names).
+
+    Reading stops at the first line that is not `<wnid> <name>`: a truncated file must not
+    shift the meaning of the indices after it.
+    """
+    wnids, names = [], []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        wnid, _, name = line.strip().partition(" ")
+        if not WNID.match(wnid):
+            log.warning(
+                "%s:%d: not a synset line (%r); the list ends here", path, lineno, line[:40]
+            )
+            break
+        wnids.append(wnid)
+        names.append(name.split(",")[0].strip() or wnid)
+    return wnids, names
+
+
+def parse_imagenet_labels(path: Path) -> list[tuple[str, str]]:
+    """(file, label token) from any of the common ImageNet validation label formats:
+    `file idx` (val.txt), `./path, idx` (Caffe list) or LOC_val_solution.csv (`id,wnid ...`).
+    """
+    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if lines and lines[0].lower().startswith("imageid,"):  # LOC_val_solution.csv
+        out = []
+        for ln in lines[1:]:
+            image_id, _, boxes = ln.partition(",")
+            out.append((f"{image_id}.JPEG", boxes.split()[0] if boxes.split() else ""))
+        return out
+    out = []
+    for ln in lines:
+        if "," in ln:
+            file, _, label = ln.rpartition(",")
+        else:
+            file, _, label = ln.rpartition(" ")
+        out.append((file.strip().removeprefix("./"), label.strip()))
+    return out
+
+
+def load_imagenet(cfg: DictConfig) -> Dataset:
+    root = resolve_path(cfg.root)
+    labels_path = root / cfg.labels
+    for p in (labels_path, root / cfg.synsets):
+        if not p.exists():
+            raise FileNotFoundError(f"dataset '{cfg.name}': not found: {p}")
+    wnids, names = read_synsets(root / cfg.synsets)
+    n_classes = int(cfg.get("num_classes") or len(names))
+    if len(names) < n_classes:
+        log.warning("%s names %d classes of %d; the rest are called class_<index>",
+                    root / cfg.synsets, len(names), n_classes)  # fmt: skip
+        names = names + [f"class_{i}" for i in range(len(names), n_classes)]
+    index_of_wnid = {w: i for i, w in enumerate(wnids)}
+    images = root / cfg.get("images", ".")
+    skip_missing = cfg.get("missing", "error") == "skip"
+    samples, h = [], hashlib.sha256()
+    for file, token in parse_imagenet_labels(labels_path):
+        path = images / file
+        if skip_missing and not path.exists():
+            continue
+        problem = None
+        if token in index_of_wnid:
+            label = index_of_wnid[token]
+        elif token.lstrip("-").isdigit():
+            label = int(token)
+            if not 0 <= label < len(names):
+                label, problem = -1, f"label {token} out of range 0..{len(names) - 1}"
+        else:
+            label, problem = -1, f"unknown class '{token}'"
+        samples.append(Sample(len(samples), Path(file).stem, path, label, problem))
+        h.update(f"{file}\t{token}\n".encode())
+    return Dataset(cfg.name, samples, names, h.hexdigest())
+
+
+LOADERS = {"manifest": load_manifest, "folder": load_folder, "imagenet": load_imagenet}
 
 
 def load_dataset(cfg: DictConfig) -> Dataset:

@@ -7,6 +7,8 @@ so that a change of library changes only the filter, never the framing:
 - squash:    resize straight to size x size. Keeps everything, distorts the aspect ratio.
 - letterbox: scale the long side to size, pad the rest with `pad_value`. Keeps everything
              undistorted, but the object gets smaller and the model sees padding.
+- squash_crop: resize both sides to floor(size / crop_pct), then centre-crop (timm's
+             "squash" mode): distorts like squash, loses borders like center.
 The short-side rule follows torchvision's Resize(int): long = int(size * long / short).
 
 Antialiasing is where libraries silently differ: Pillow always widens its filter when
@@ -30,7 +32,7 @@ from torchvision.transforms import InterpolationMode
 from evalharness.registry import Registry, unknown_choice_message
 
 RESIZERS: Registry = Registry("resize library")
-CROPS = ("center", "squash", "letterbox")
+CROPS = ("center", "squash", "letterbox", "squash_crop")
 
 _PIL = {
     "nearest": Image.Resampling.NEAREST,
@@ -51,7 +53,7 @@ _TV = {
     "bilinear": InterpolationMode.BILINEAR,
     "bicubic": InterpolationMode.BICUBIC,
 }
-INTERPOLATIONS = {"pil": _PIL, "opencv": _CV2, "torchvision": _TV}
+INTERPOLATIONS = {"pil": _PIL, "opencv": _CV2, "torchvision": _TV, "none": {"none": None}}
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ def resized_hw(h: int, w: int, spec: ResizeSpec) -> tuple[int, int]:
     size = spec.size
     if spec.crop == "squash":
         return size, size
+    if spec.crop == "squash_crop":
+        target = int(math.floor(size / spec.crop_pct))
+        return target, target
     if spec.crop == "center":
         target = int(math.floor(size / spec.crop_pct))
         if h <= w:
@@ -130,13 +135,20 @@ def _resize_tv(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
     return out.permute(1, 2, 0).contiguous().numpy()
 
 
+@RESIZERS.register("none")
+def _no_resample(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
+    return arr  # resize() handles "none" before asking for a size; kept for the registry
+
+
 def resize(arr: np.ndarray, spec: ResizeSpec) -> np.ndarray:
+    if spec.library == "none":  # no resampling: centre-crop (or zero-pad) to the model size
+        return center_crop(arr, spec.size) if arr.shape[:2] != (spec.size,) * 2 else arr
     h, w = resized_hw(arr.shape[0], arr.shape[1], spec)
     if spec.swap_hw:  # the bug: (h, w) handed to an API that reads (w, h)
         h, w = w, h
     out = RESIZERS.get(spec.library)(arr, h, w, spec)
     if spec.crop == "letterbox":
         return letterbox_pad(out, spec.size, spec.size, spec.pad_value)
-    if spec.crop == "center":
+    if spec.crop in ("center", "squash_crop"):
         return center_crop(out, spec.size)
     return out

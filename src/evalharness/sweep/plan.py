@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from evalharness import CONF_DIR
 from evalharness.backends.base import BACKENDS, PRECISIONS, ModelVariant
@@ -106,6 +106,34 @@ def resolve(
     variant = ModelVariant(model, backend, norm.placement, mean, std, prec.name, threads)
     factors = tuple((f, choices[f]) for f in FACTORS)
     return RunSpec(_config_id(model, factors, stages, variant), factors, stages, variant)
+
+
+def explicit_factors(overrides: list[str]) -> set[str]:
+    """Factors the user set on the command line (`resize=...`, `decoder.exif=...`)."""
+    out = set()
+    for o in overrides:
+        key = o.lstrip("+~").split("=", 1)[0].split(".", 1)[0].split("/", 1)[0]
+        if key in FACTORS:
+            out.add(key)
+    return out
+
+
+def apply_model_card(
+    cfg: DictConfig, choices: dict[str, str], explicit: set[str]
+) -> dict[str, str]:
+    """Precedence for the base pipeline: command line > model card reference > defaults.
+
+    The card's `reference` names the options the model was trained with; any factor the
+    user did not set explicitly takes them (cfg is updated in place).
+    """
+    choices = dict(choices)
+    reference = cfg.model.card.get("reference") or {}
+    for factor, name in reference.items():
+        if factor in FACTORS and factor not in explicit and choices.get(factor) != name:
+            with open_dict(cfg):
+                cfg[factor] = load_option(factor, str(name))
+            choices[factor] = str(name)
+    return choices
 
 
 def _describe(choices: dict[str, str]) -> str:
