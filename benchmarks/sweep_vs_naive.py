@@ -25,25 +25,17 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 
-from evalharness import CONF_DIR
-from evalharness.data.dataset import load_dataset
-from evalharness.models.source import ModelSpec
+from evalharness.compose import resolve
 from evalharness.preprocess.errors import StageError
 from evalharness.preprocess.pipeline import run_pipeline
 from evalharness.sweep.engine import SweepOptions, load_sessions, run_sweep
-from evalharness.sweep.plan import FACTORS, expand
 
 
 def compose_run(overrides: list[str]):
     if not any(o.lstrip("+").startswith("sweep=") for o in overrides):
         overrides = ["+sweep=preproc_ablation", *overrides]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["progress=false", *overrides], return_hydra_config=True)
-    choices = {f: cfg.hydra.runtime.choices[f] for f in FACTORS}
-    model = ModelSpec.from_config(cfg.model)
-    return cfg, expand(cfg, choices, model), load_dataset(cfg.dataset)
+    return resolve(["progress=false", *overrides])
 
 
 def time_engine(cfg, specs, dataset) -> float:

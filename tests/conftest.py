@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict
 
-from evalharness import CONF_DIR, PROJECT_ROOT
+from evalharness import PROJECT_ROOT
+from evalharness.compose import compose_config
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
@@ -21,17 +19,6 @@ def export_cache(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("export-cache")
     os.environ["EVALHARNESS_CACHE"] = str(path)
     return path
-
-
-def compose_config(overrides: list[str]):
-    """The app's config as Hydra composes it, plus the chosen option per factor."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=overrides, return_hydra_config=True)
-    choices = dict(cfg.hydra.runtime.choices)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg, choices
 
 
 @pytest.fixture

@@ -45,7 +45,12 @@ def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
 
 
 def export_onnx(spec: ModelSpec, cache_dir: str | Path) -> Path:
-    """The plain fp32 ONNX of the torch model (input NCHW float32, dynamic batch)."""
+    """The plain fp32 ONNX of the torch model (input NCHW float32, dynamic batch).
+
+    An `onnx`-source model is its own export and is returned as it is.
+    """
+    if spec.source == "onnx":
+        return spec.weights
     cache = Path(cache_dir).expanduser() / "onnx"
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"{spec.name}-{_cache_key(spec, {})}.onnx"

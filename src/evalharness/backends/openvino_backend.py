@@ -44,9 +44,12 @@ class OpenVinoBackend:
 
     def load(self, variant: ModelVariant, cache_dir: str) -> OpenVinoSession:
         core = ov.Core()
-        path = export_onnx(variant.model, cache_dir)
-        if variant.placement == "graph":
-            path = with_graph_normalization(path, variant.mean, variant.std)
+        if variant.model.source == "openvino":  # an IR: read as it is
+            path = variant.model.weights
+        else:
+            path = export_onnx(variant.model, cache_dir)
+            if variant.placement == "graph":
+                path = with_graph_normalization(path, variant.mean, variant.std)
         model = core.read_model(str(path))
         if variant.placement == "ov_ppp":
             model = add_ppp_normalization(model, variant.mean, variant.std)

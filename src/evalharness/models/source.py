@@ -1,5 +1,11 @@
 """Model sources: how a config names a model, and how its torch module is built and loaded.
 
+`source` in a model config:
+- torch:       `builder` (a `_target_` callable) + `weights` (a state dict or checkpoint);
+- torchvision: `arch` (a torchvision.models name) + `weights` (a local state dict file);
+- onnx:        `weights` is an .onnx file (runs on onnxruntime and openvino);
+- openvino:    `weights` is an IR .xml file with its .bin beside it (runs on openvino).
+
 A `ModelSpec` is hashable and carries the content hash of its weights, so every artefact
 derived from it (ONNX exports, compiled variants) can be cached by what it is, not by name.
 """
@@ -38,31 +44,59 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+SOURCES = ("torch", "torchvision", "onnx", "openvino")
+# Which backends can run a model from each source.
+SOURCE_BACKENDS = {
+    "torch": ("torch", "onnxruntime", "openvino"),
+    "torchvision": ("torch", "onnxruntime", "openvino"),
+    "onnx": ("onnxruntime", "openvino"),
+    "openvino": ("openvino",),
+}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    builder: str  # the builder config as sorted JSON-ish text: hashable and printable
-    weights: Path
+    builder: str  # the builder config as sorted text: hashable and printable ("" if none)
+    weights: Path  # state dict, or the model file itself for onnx / openvino sources
     weights_sha256: str
     num_classes: int
     input_size: int
+    source: str = "torch"
     builder_cfg: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ModelSpec:
+        source = cfg.get("source", "torch")
+        if source not in SOURCES:
+            raise ValueError(f"model '{cfg.name}': unknown source '{source}'; valid: {SOURCES}")
         weights = resolve_path(cfg.weights)
         if not weights.exists():
             raise FileNotFoundError(f"model '{cfg.name}': weights file not found: {weights}")
-        builder = OmegaConf.to_container(cfg.builder, resolve=True)
+        builder: dict | None = None
+        if source == "torch":
+            builder = OmegaConf.to_container(cfg.builder, resolve=True)
+        elif source == "torchvision":
+            builder = {
+                "_target_": "torchvision.models.get_model",
+                "name": str(cfg.arch),
+                "weights": None,
+                "num_classes": int(cfg.num_classes),
+            }
         return cls(
             name=cfg.name,
-            builder=repr(sorted(builder.items())),
+            builder=repr(sorted(builder.items())) if builder else "",
             weights=weights,
             weights_sha256=file_sha256(weights),
             num_classes=int(cfg.num_classes),
             input_size=int(cfg.card.input_size),
+            source=source,
             builder_cfg=builder,
         )
+
+    @property
+    def has_torch_module(self) -> bool:
+        return self.source in ("torch", "torchvision")
 
 
 def clean_state_dict(obj: Any) -> dict[str, torch.Tensor]:
@@ -83,6 +117,8 @@ def clean_state_dict(obj: Any) -> dict[str, torch.Tensor]:
 
 def build_torch_model(spec: ModelSpec) -> torch.nn.Module:
     """Instantiate the builder and load the weights safely (weights_only=True)."""
+    if not spec.has_torch_module:
+        raise ValueError(f"model '{spec.name}' ({spec.source} file) has no torch module")
     module = instantiate(spec.builder_cfg)
     state = clean_state_dict(torch.load(spec.weights, map_location="cpu", weights_only=True))
     result = module.load_state_dict(state, strict=False)

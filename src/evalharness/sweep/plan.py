@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from evalharness import CONF_DIR
 from evalharness.backends.base import BACKENDS, PRECISIONS, ModelVariant
-from evalharness.models.source import ModelSpec
+from evalharness.models.source import SOURCE_BACKENDS, ModelSpec
 from evalharness.preprocess.colour import ColourSpec, HostNormSpec
 from evalharness.preprocess.decode import DecodeSpec
 from evalharness.preprocess.pipeline import Stage, build_pipeline
@@ -98,6 +98,10 @@ def resolve(
         )
     except (ValueError, UnknownNameError) as e:
         raise PlanError(f"{_describe(choices)}: {e}") from None
+    if backend not in SOURCE_BACKENDS[model.source]:
+        raise PlanError(f"{_describe(choices)}: a {model.source} model cannot run on {backend}")
+    if model.source == "openvino" and norm.placement == "graph":
+        raise PlanError(f"{_describe(choices)}: norm 'graph' needs an ONNX or torch model")
     if norm.placement == "ov_ppp" and backend != "openvino":
         raise PlanError(f"{_describe(choices)}: norm 'ov_ppp' needs backend=openvino")
     if prec.name not in BACKEND_PRECISIONS[backend]:

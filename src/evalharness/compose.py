@@ -1,0 +1,29 @@
+"""Config -> run specs outside a Hydra job (tools, benchmarks): the app's resolution, reused."""
+
+from __future__ import annotations
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+from evalharness import CONF_DIR
+from evalharness.data.dataset import Dataset, load_dataset
+from evalharness.models.source import ModelSpec
+from evalharness.sweep.plan import FACTORS, RunSpec, apply_model_card, expand, explicit_factors
+
+
+def compose_config(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
+    """The app's config for these overrides, and the option chosen for each factor."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    choices = {f: str(cfg.hydra.runtime.choices[f]) for f in FACTORS}
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, apply_model_card(cfg, choices, explicit_factors(overrides))
+
+
+def resolve(overrides: list[str]) -> tuple[DictConfig, list[RunSpec], Dataset]:
+    cfg, choices = compose_config(overrides)
+    model = ModelSpec.from_config(cfg.model)
+    return cfg, expand(cfg, choices, model), load_dataset(cfg.dataset)
