@@ -66,6 +66,12 @@ def finalize(
     store.write_atomic_parquet(run_dir / "predictions.parquet", preds)
     factor_cols = ["config_id", "model", "dataset", *FACTORS]
     summary = configs[factor_cols].merge(summarize(preds, timing), on="config_id")
+    ran_file = run_dir / "variants.json"
+    if ran_file.exists():  # the precision the backend really ran (OpenVINO may fall back)
+        ran = json.loads(ran_file.read_text())
+        summary.insert(
+            summary.columns.get_loc("precision") + 1, "precision_ran", summary.config_id.map(ran)
+        )
     for k, v in versions().items():
         summary[f"v_{k}"] = v
     summary["dataset_hash"] = dataset.content_hash[:16]

@@ -16,6 +16,7 @@ from evalharness.backends.base import BACKENDS, ModelVariant
 from evalharness.backends.export import export_onnx, with_graph_normalization
 
 _HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+_EFFECTIVE = {str(ov.Type.f32): "fp32", str(ov.Type.f16): "fp16", str(ov.Type.bf16): "bf16"}
 
 
 def add_ppp_normalization(model: ov.Model, mean, std) -> ov.Model:
@@ -32,6 +33,9 @@ def add_ppp_normalization(model: ov.Model, mean, std) -> ov.Model:
 class OpenVinoSession:
     def __init__(self, compiled: ov.CompiledModel) -> None:
         self.request = compiled.create_infer_request()
+        # What the plugin actually runs: a CPU without f16/bf16 support silently runs f32.
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.effective_precision = _EFFECTIVE.get(str(hint), str(hint))
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         out = self.request.infer({0: batch})

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 import torchvision.io as tvio
 from PIL import Image, ImageOps
 
@@ -31,6 +30,8 @@ DECODERS: Registry[type] = Registry("decoder library")
 EXIF_POLICIES = ("apply", "ignore")
 ALPHA_POLICIES = ("drop", "black", "white")
 REDUCE_FACTORS = (1, 2, 4, 8)
+# Pillow's own warning threshold (about 89.5 Mpx): nothing a classifier needs is larger.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
 @dataclass(frozen=True)
@@ -129,23 +130,38 @@ def decode_torchvision(path: Path, spec: DecodeSpec) -> np.ndarray:
         raise StageError("decode", "empty file")
     mode = tvio.ImageReadMode.RGB_ALPHA if spec.alpha != "drop" else tvio.ImageReadMode.RGB
     img = tvio.decode_image(data, mode=mode, apply_exif_orientation=spec.exif == "apply")
-    if img.dtype != torch.uint8:
-        img = tvio.decode_image(data, mode=mode).to(torch.uint8)
-    arr = img.permute(1, 2, 0).contiguous().numpy()
+    arr = _to_uint8(img.permute(1, 2, 0).contiguous().numpy())  # 16-bit PNGs come as uint16
     if arr.shape[2] == 4:
         return composite(np.ascontiguousarray(arr[..., :3]), arr[..., 3], spec.alpha)
     return arr
 
 
-def decode(path: Path, spec: DecodeSpec) -> np.ndarray:
+def check_declared_size(path: Path, max_pixels: int) -> None:
+    """Refuse a file whose header declares more pixels than max_pixels, before any decoder
+    allocates for it (a decompression bomb). Pillow reads only the header here."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except Image.DecompressionBombError as e:
+        raise StageError("decode", f"refused, decompression bomb: {e}") from None
+    except (OSError, ValueError, SyntaxError):
+        return  # not readable by Pillow's header parser: the decoder will say why
+    if w * h > max_pixels:
+        raise StageError("decode", f"refused: declared size {w}x{h} exceeds {max_pixels} pixels")
+
+
+def decode(path: Path, spec: DecodeSpec, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode one file; any library failure becomes a StageError with a readable reason."""
     path = Path(path)
-    if not path.exists():
-        raise StageError("decode", f"file not found: {path}")
     try:
+        if not path.exists():
+            raise StageError("decode", f"file not found: {path}")
+        check_declared_size(path, max_pixels)
         out = DECODERS.get(spec.library)(path, spec)
     except StageError:
         raise
+    except PermissionError:
+        raise StageError("decode", f"permission denied: {path}") from None
     except Image.DecompressionBombError as e:
         raise StageError("decode", f"refused: {e}") from None
     except (OSError, ValueError, RuntimeError, SyntaxError, cv2.error) as e:

@@ -255,6 +255,11 @@ def run_sweep(
         sessions = load_sessions(specs, len(dataset.classes), opts.cache_dir)
         counters.seconds["load"] += time.perf_counter() - t0
         counters.calls["variant_load"] = len(sessions)
+        ran = {
+            s.config_id: getattr(sessions[s.variant], "effective_precision", s.variant.precision)
+            for s in specs
+        }
+        store.write_atomic_text(run_dir / "variants.json", json.dumps(ran, indent=1))
         n_todo = sum(len(_chunk(dataset, c, opts)) for c in todo)
         bar = tqdm(
             total=n_todo * len(specs),
