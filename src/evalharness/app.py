@@ -54,10 +54,10 @@ def sweep_options(cfg: DictConfig) -> SweepOptions:
 
 
 def finalize(
-    run_dir: Path, configs: pd.DataFrame, dataset: Dataset, opts: SweepOptions
+    run_dir: Path, configs: pd.DataFrame, chunks: list[int], dataset_hash: str
 ) -> pd.DataFrame:
     """Compact the parts into predictions.parquet, summary.csv and errors.csv."""
-    preds, timing = store.read_parts(run_dir, shard_chunks(len(dataset), opts))
+    preds, timing = store.read_parts(run_dir, chunks)
     order = {cid: k for k, cid in enumerate(configs["config_id"])}
     preds = preds.sort_values(
         ["config_id", "sample_index"], key=lambda s: s.map(order) if s.name == "config_id" else s
@@ -74,7 +74,7 @@ def finalize(
         )
     for k, v in versions().items():
         summary[f"v_{k}"] = v
-    summary["dataset_hash"] = dataset.content_hash[:16]
+    summary["dataset_hash"] = dataset_hash[:16]
     store.write_atomic_csv(run_dir / "summary.csv", summary)
     errors = error_digest(preds)
     store.write_atomic_csv(run_dir / "errors.csv", errors)
@@ -149,7 +149,8 @@ def run(
     store.write_atomic_csv(run_dir / "configs.csv", configs)
     log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)
     stats = run_sweep(specs, dataset, run_dir, opts)
-    summary = finalize(run_dir, configs, dataset, opts)
+    chunks = shard_chunks(len(dataset), opts)
+    summary = finalize(run_dir, configs, chunks, dataset.content_hash)
     if not quiet:
         report_to_terminal(summary, run_dir, stats)
     return summary

@@ -66,17 +66,23 @@ class PlanMismatchError(RuntimeError):
 
 def plan_record(specs: list[RunSpec], dataset: Dataset, opts: SweepOptions) -> dict[str, Any]:
     ids = [s.config_id for s in specs]
-    body = dict(
+    body: dict[str, Any] = dict(
         config_ids=ids,
         dataset=dataset.name,
         dataset_hash=dataset.content_hash,
         n_samples=len(dataset),
         chunk_size=opts.chunk_size,
-        shard_index=opts.shard_index,
-        shard_count=opts.shard_count,
     )
-    body["plan_hash"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    # sweep_hash names the sweep whatever the sharding; plan_hash names this shard of it.
+    body["sweep_hash"] = stable_hash(body)
+    body.update(shard_index=opts.shard_index, shard_count=opts.shard_count)
+    body["plan_hash"] = stable_hash(body)
     return body
+
+
+def stable_hash(obj: Any) -> str:
+    """Short content hash of a JSON-able value (key order does not matter)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def check_or_write_plan(run_dir: Path, plan: dict[str, Any]) -> None:

@@ -1,0 +1,95 @@
+"""Sharded sweeps through a real Hydra launcher, merged, equal one process; determinism."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from evalharness import PROJECT_ROOT
+from evalharness.merge import MergeError, merge
+
+SWEEP = [
+    "+sweep=preproc_ablation",
+    "sweep.factors.backend=[torch,onnxruntime]",
+    "sweep.factors.resize=[pil_bilinear,cv2_linear]",
+    "dataset.limit=60",
+    "chunk_size=8",
+    "progress=false",
+]
+KEEP = ["config_id", "n", "n_errors", "top1", "top1_lo", "top1_hi", "top5"]
+
+
+def cli(*args):
+    r = subprocess.run(
+        [sys.executable, "-m", "evalharness", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single")
+    cli(*SWEEP, f"hydra.run.dir={out}")
+    return out
+
+
+def _assert_same_results(a, b):
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(a / "predictions.parquet"), pd.read_parquet(b / "predictions.parquet")
+    )
+    sa, sb = pd.read_csv(a / "summary.csv"), pd.read_csv(b / "summary.csv")
+    pd.testing.assert_frame_equal(sa[KEEP], sb[KEEP])
+
+
+@pytest.mark.slow
+def test_two_shards_through_the_joblib_launcher_merge_to_the_single_run(single, tmp_path):
+    cli(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *SWEEP,
+        "shard.count=2",
+        "shard.index=0,1",
+        f"hydra.sweep.dir={tmp_path / 'shards'}",
+    )
+    shards = [tmp_path / "shards" / "0", tmp_path / "shards" / "1"]
+    merge(tmp_path / "merged", shards)
+    _assert_same_results(single, tmp_path / "merged")
+
+
+@pytest.mark.slow
+def test_two_runs_give_identical_predictions(single, tmp_path):
+    cli(*SWEEP, f"hydra.run.dir={tmp_path}")
+    _assert_same_results(single, tmp_path)
+
+
+@pytest.mark.slow
+def test_merge_refuses_gaps_overlaps_and_foreign_shards(tmp_path):
+    base = [*SWEEP[:-2], "dataset.limit=16", "chunk_size=8", "progress=false"]
+    cli("-m", *base, "shard.count=2", "shard.index=0,1", f"hydra.sweep.dir={tmp_path / 's'}")
+    s0, s1 = tmp_path / "s" / "0", tmp_path / "s" / "1"
+    with pytest.raises(MergeError, match="missing \\[1\\]"):
+        merge(tmp_path / "m1", [s0])
+    with pytest.raises(MergeError, match="repeated \\[0\\]"):
+        merge(tmp_path / "m2", [s0, s0])
+    other = tmp_path / "other"
+    cli(
+        *base[:-3],
+        "dataset.limit=24",
+        "chunk_size=8",
+        "progress=false",
+        "shard.count=2",
+        "shard.index=1",
+        f"hydra.run.dir={other}",
+    )
+    with pytest.raises(MergeError, match="different sweeps"):
+        merge(tmp_path / "m3", [s0, other])
+    (s1 / "parts" / "chunk-00001.parquet").unlink()
+    with pytest.raises(MergeError, match="unfinished"):
+        merge(tmp_path / "m4", [s0, s1])
