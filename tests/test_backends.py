@@ -72,3 +72,21 @@ def test_reduced_precision_is_close_but_not_identical(setup):
     assert not np.array_equal(bf16, ref)
     assert allclose(bf16, ref, atol=0.5, rtol=0.1)
     assert (bf16.argmax(1) == ref.argmax(1)).mean() >= 0.9
+
+
+def test_onnxruntime_fp16_is_close(setup):
+    ref = setup("torch", "host")
+    half = setup("onnxruntime", "host", "fp16")
+    assert not np.array_equal(half, ref)
+    assert allclose(half, ref, atol=0.05, rtol=0.05)
+    assert (half.argmax(1) == ref.argmax(1)).mean() >= 0.9
+
+
+def test_verify_reports_every_variant(capsys):
+    from evalharness.verify import main
+
+    code = main(["--n", "8", "dataset.limit=8"])
+    out = capsys.readouterr().out
+    assert code == 0  # every fp32 export passes rtol 1e-2 / atol 1e-3
+    for variant in ["onnxruntime/fp32", "onnxruntime/fp16", "openvino/fp32", "torch/bf16"]:
+        assert variant in out

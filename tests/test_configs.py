@@ -82,3 +82,15 @@ def test_unknown_factor_value_in_sweep_names_valid_choices():
     cfg.sweep.factors.decoder = ["pil", "libjpeg"]
     with pytest.raises(KeyError, match="unknown decoder 'libjpeg'.*valid: .*opencv"):
         expand(cfg, choices, ModelSpec.from_config(cfg.model))
+
+
+def test_one_at_a_time_mode_varies_one_factor_from_the_base():
+    cfg, choices = compose_config(["+sweep=factor_catalogue"])
+    specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
+    base = specs[0].factor_dict
+    assert base == choices
+    for s in specs[1:]:
+        changed = [f for f, v in s.factor_dict.items() if v != base[f]]
+        assert len(changed) == 1
+    n_values = sum(len(v) for v in cfg.sweep.factors.values())
+    assert len(specs) == 1 + n_values - len(cfg.sweep.factors)  # minus each base value

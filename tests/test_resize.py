@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from evalharness.preprocess.resize import ResizeSpec, resize, resized_hw
+from evalharness.preprocess.resize import ResizeSpec, limited_hw, resize, resized_hw
 
 # 4x4 -> 2x2 on a ramp along x: [0, 40, 80, 120]. Expected first row, by the filter's definition:
 # - block mean (box/area; 2x bilinear without antialias samples halfway between two pixels):
@@ -68,3 +68,23 @@ def test_swapped_size_distorts_non_square_input():
 def test_unknown_interpolation_names_the_valid_ones():
     with pytest.raises(ValueError, match="unknown interpolation for opencv 'box'.*valid: area"):
         ResizeSpec("opencv", "box", size=4)
+
+
+@pytest.mark.parametrize(
+    "h,w,limit,is_max,expected",
+    [
+        (720, 1280, 960, True, (544, 960)),  # long side 1280 > 960: ratio .75 -> 540 -> 544
+        (300, 400, 960, True, (288, 384)),  # only rounded; Python rounds 12.5 to 12 (as Paddle)
+        (300, 400, 736, False, (736, 992)),  # short side 300 < 736: ratio 2.453 -> 981 -> 992
+        (1000, 2000, 736, False, (992, 1984)),  # short side large enough: only rounded
+        (10, 10, 960, True, (32, 32)),  # never below one multiple
+    ],
+)
+def test_limit_policies_follow_paddleocr(h, w, limit, is_max, expected):
+    assert limited_hw(h, w, limit, is_max, 32) == expected
+
+
+def test_limit_policy_output_is_the_model_size():
+    img = np.zeros((150, 260, 3), np.uint8)
+    for crop in ("limit_max", "limit_min"):
+        assert resize(img, ResizeSpec("pil", "bilinear", 64, crop=crop)).shape == (64, 64, 3)

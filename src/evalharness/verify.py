@@ -32,6 +32,7 @@ from evalharness.preprocess.pipeline import run_pipeline
 # (backend, precision) pairs checked against the reference.
 CANDIDATES = [
     ("onnxruntime", "fp32"),
+    ("onnxruntime", "fp16"),
     ("openvino", "fp32"),
     ("openvino", "fp16"),
     ("openvino", "bf16"),

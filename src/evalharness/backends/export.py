@@ -103,3 +103,42 @@ def with_graph_normalization(src: Path, mean, std) -> Path:
     onnx.checker.check_model(model)
     _atomic_save(model, path)
     return path
+
+
+def to_float16(src: Path) -> Path:
+    """A float16 copy of an fp32 ONNX model with fp32 input and output (Casts at both ends).
+
+    Weights and constants become float16, so the whole graph computes in half precision as an
+    fp16 deployment does; the interface stays float32 so the host pipeline is unchanged.
+    """
+    path = src.with_name(f"{src.stem}-fp16.onnx")
+    if path.exists():
+        return path
+    model = onnx.load(str(src))
+    graph = model.graph
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            half = numpy_helper.to_array(init).astype(np.float16)
+            init.CopyFrom(numpy_helper.from_array(half, init.name))
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Constant" and attr.t.data_type == TensorProto.FLOAT:
+                half = numpy_helper.to_array(attr.t).astype(np.float16)
+                attr.t.CopyFrom(numpy_helper.from_array(half, attr.t.name))
+        node.input[:] = [f"{n}_fp16" if n == INPUT_NAME else n for n in node.input]
+        node.output[:] = [f"{n}_fp16" if n == OUTPUT_NAME else n for n in node.output]
+    graph.node.insert(
+        0,
+        helper.make_node(
+            "Cast", [INPUT_NAME], [f"{INPUT_NAME}_fp16"], to=TensorProto.FLOAT16, name="eh_cast_in"
+        ),
+    )
+    graph.node.append(
+        helper.make_node(
+            "Cast", [f"{OUTPUT_NAME}_fp16"], [OUTPUT_NAME], to=TensorProto.FLOAT, name="eh_cast_out"
+        )
+    )
+    del graph.value_info[:]  # stale fp32 shape/type annotations; the runtime re-infers them
+    onnx.checker.check_model(model)
+    _atomic_save(model, path)
+    return path

@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 
 from evalharness.backends.base import BACKENDS, ModelVariant
-from evalharness.backends.export import export_onnx, with_graph_normalization
+from evalharness.backends.export import export_onnx, to_float16, with_graph_normalization
 
 
 class OrtSession:
@@ -31,11 +31,13 @@ class OnnxRuntimeBackend:
     def load(self, variant: ModelVariant, cache_dir: str) -> OrtSession:
         if variant.placement == "ov_ppp":
             raise ValueError("norm placement 'ov_ppp' exists only on backend 'openvino'")
-        if variant.precision != "fp32":
+        if variant.precision not in ("fp32", "fp16"):
             raise ValueError(f"precision '{variant.precision}' is not available on onnxruntime")
         path = export_onnx(variant.model, cache_dir)
         if variant.placement == "graph":
             path = with_graph_normalization(path, variant.mean, variant.std)
+        if variant.precision == "fp16":
+            path = to_float16(path)
         return OrtSession(str(path), variant.threads)
 
     def versions(self) -> dict[str, str]:

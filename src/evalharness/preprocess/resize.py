@@ -9,6 +9,10 @@ so that a change of library changes only the filter, never the framing:
              undistorted, but the object gets smaller and the model sees padding.
 - squash_crop: resize both sides to floor(size / crop_pct), then centre-crop (timm's
              "squash" mode): distorts like squash, loses borders like center.
+- limit_max / limit_min: text-detector policies (PaddleOCR's limit_type max / min): scale so
+             the long side is at most / the short side at least `limit_len` (never the other
+             way), round each side to a multiple of `multiple`, then centre-crop or pad to
+             size. A model trained with one and served with the other sees another scale.
 The short-side rule follows torchvision's Resize(int): long = int(size * long / short).
 
 Antialiasing is where libraries silently differ: Pillow always widens its filter when
@@ -32,7 +36,7 @@ from torchvision.transforms import InterpolationMode
 from evalharness.registry import Registry, unknown_choice_message
 
 RESIZERS: Registry = Registry("resize library")
-CROPS = ("center", "squash", "letterbox", "squash_crop")
+CROPS = ("center", "squash", "letterbox", "squash_crop", "limit_max", "limit_min")
 
 _PIL = {
     "nearest": Image.Resampling.NEAREST,
@@ -66,6 +70,8 @@ class ResizeSpec:
     crop_pct: float = 0.875
     swap_hw: bool = False
     pad_value: int = 0
+    limit_len: int = 0  # limit_* policies; 0 = the model size
+    multiple: int = 32  # limit_* policies round each side to a multiple of this
 
     def __post_init__(self) -> None:
         RESIZERS.get(self.library)
@@ -84,6 +90,8 @@ def resized_hw(h: int, w: int, spec: ResizeSpec) -> tuple[int, int]:
     size = spec.size
     if spec.crop == "squash":
         return size, size
+    if spec.crop in ("limit_max", "limit_min"):
+        return limited_hw(h, w, spec.limit_len or size, spec.crop == "limit_max", spec.multiple)
     if spec.crop == "squash_crop":
         target = int(math.floor(size / spec.crop_pct))
         return target, target
@@ -94,6 +102,18 @@ def resized_hw(h: int, w: int, spec: ResizeSpec) -> tuple[int, int]:
         return max(1, int(target * h / w)), target
     scale = size / max(h, w)  # letterbox: long side to size
     return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def limited_hw(h: int, w: int, limit: int, is_max: bool, multiple: int) -> tuple[int, int]:
+    """PaddleOCR DetResizeForTest (type 0): limit one side, round both to `multiple`."""
+    if is_max:
+        ratio = limit / max(h, w) if max(h, w) > limit else 1.0
+    else:
+        ratio = limit / min(h, w) if min(h, w) < limit else 1.0
+    rh, rw = int(h * ratio), int(w * ratio)
+    return max(round(rh / multiple) * multiple, multiple), max(
+        round(rw / multiple) * multiple, multiple
+    )
 
 
 def center_crop(arr: np.ndarray, size: int) -> np.ndarray:
@@ -149,6 +169,6 @@ def resize(arr: np.ndarray, spec: ResizeSpec) -> np.ndarray:
     out = RESIZERS.get(spec.library)(arr, h, w, spec)
     if spec.crop == "letterbox":
         return letterbox_pad(out, spec.size, spec.size, spec.pad_value)
-    if spec.crop in ("center", "squash_crop"):
-        return center_crop(out, spec.size)
+    if spec.crop in ("center", "squash_crop", "limit_max", "limit_min"):
+        return center_crop(out, spec.size)  # limit_*: pads when the rounded image is smaller
     return out

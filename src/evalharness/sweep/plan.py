@@ -28,7 +28,11 @@ from evalharness.registry import UnknownNameError, unknown_choice_message
 FACTORS = ("backend", "decoder", "resize", "colour", "norm", "meanstd", "precision")
 
 # Which precisions each backend can run (on CPU).
-BACKEND_PRECISIONS = {"torch": ("fp32", "bf16"), "onnxruntime": ("fp32",), "openvino": PRECISIONS}
+BACKEND_PRECISIONS = {
+    "torch": ("fp32", "bf16"),
+    "onnxruntime": ("fp32", "fp16"),
+    "openvino": PRECISIONS,
+}
 
 
 class PlanError(ValueError):
@@ -92,6 +96,8 @@ def resolve(
                 crop_pct=float(_pick(rsz, "crop_pct", card)),
                 swap_hw=bool(rsz.get("swap_hw", False)),
                 pad_value=int(rsz.get("pad_value", 0)),
+                limit_len=int(rsz.get("limit_len") or 0),
+                multiple=int(rsz.get("multiple", 32)),
             ),
             ColourSpec(col.order),
             HostNormSpec(norm.placement, mean, std),
@@ -166,6 +172,29 @@ def _matches(choices: dict[str, str], rule: DictConfig | dict) -> bool:
     return True
 
 
+MODES = ("product", "one_at_a_time")
+
+
+def assignments(factors: dict, base: dict[str, str], mode: str):
+    """The factor assignments a sweep evaluates.
+
+    product:       every combination of the listed values;
+    one_at_a_time: the base config, then each listed value alone with everything else at
+                   the base (the accuracy of each factor value against the reference).
+    """
+    if mode not in MODES:
+        raise PlanError(unknown_choice_message("sweep mode", str(mode), list(MODES)))
+    if mode == "product":
+        grid = [[(f, str(v)) for v in factors[f]] for f in FACTORS if f in factors]
+        yield from itertools.product(*grid)
+        return
+    yield ()
+    for f in FACTORS:
+        for v in factors.get(f, []):
+            if str(v) != base.get(f):
+                yield ((f, str(v)),)
+
+
 def expand(cfg: DictConfig, base_choices: dict[str, str], model: ModelSpec) -> list[RunSpec]:
     """All configs of the sweep (or the one base config when no sweep is given)."""
     base_options = {f: cfg[f] for f in FACTORS}
@@ -174,10 +203,9 @@ def expand(cfg: DictConfig, base_choices: dict[str, str], model: ModelSpec) -> l
     for f in factors:
         if f not in FACTORS:
             raise PlanError(unknown_choice_message("sweep factor", f, list(FACTORS)))
-    grid = [[(f, str(v)) for v in factors[f]] for f in FACTORS if f in factors]
     exclude = list(sweep.get("exclude") or [])
     specs, impossible, seen = [], [], set()
-    for combo in itertools.product(*grid):
+    for combo in assignments(factors, base_choices, sweep.get("mode", "product")):
         choices = {**base_choices, **dict(combo)}
         if any(_matches(choices, rule) for rule in exclude):
             continue
