@@ -153,6 +153,10 @@ def run(
     summary = finalize(run_dir, configs, chunks, dataset.content_hash)
     if not quiet:
         report_to_terminal(summary, run_dir, stats)
+    if cfg.get("report") and opts.shard_count == 1:
+        from evalharness.report.build import write_report
+
+        print(f"report: {write_report(run_dir)}")
     return summary
 
 

@@ -18,21 +18,19 @@ Coalition configs the sweep lacks are evaluated on demand (into explain/ondemand
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
 from evalharness.analysis.attribution import all_coalition_configs, attribute
 from evalharness.analysis.effects import interaction_table, main_effects, variance_shares
 from evalharness.analysis.paired import bootstrap_indices, compare_pair, holm
 from evalharness.analysis.reproduce import configs_matching
 from evalharness.analysis.results import RunResults
+from evalharness.rundir import evaluate_on_demand, reference_config, run_config
 from evalharness.sweep.plan import FACTORS
 
 
@@ -52,48 +50,6 @@ def parse_assignments(items: list[str] | None) -> dict[str, str]:
             if k not in FACTORS:
                 raise ExplainError(f"unknown factor '{k}'; valid: {', '.join(FACTORS)}")
             out[k] = v
-    return out
-
-
-def run_choices(run_dir: Path) -> dict[str, str]:
-    """The factor options the run's base config used."""
-    choices = json.loads((run_dir / "choices.json").read_text())
-    return {f: str(choices[f]) for f in FACTORS}
-
-
-def run_config(run_dir: Path):
-    return OmegaConf.load(run_dir / "run_config.yaml")
-
-
-def reference_config(run_dir: Path, res: RunResults) -> dict[str, str]:
-    """The model card's reference pipeline; factors it does not name keep the base choice."""
-    cfg = run_config(run_dir)
-    ref = dict(run_choices(run_dir))
-    ref.update({k: str(v) for k, v in (cfg.model.card.get("reference") or {}).items()})
-    return {f: ref[f] for f in res.factors}
-
-
-def evaluate_on_demand(run_dir: Path, configs: list[dict[str, str]]) -> RunResults | None:
-    """Run the configs the sweep lacks, with the run's own dataset and model."""
-    if not configs:
-        return None
-    from evalharness.app import run
-
-    base = run_config(run_dir)
-    choices = run_choices(run_dir)
-    out = None
-    for config in configs:
-        cfg = base.copy()
-        OmegaConf.set_struct(cfg, False)
-        cfg.sweep = {"factors": {f: [v] for f, v in config.items()}, "exclude": []}
-        cfg.progress = False
-        cfg.shard = {"index": 0, "count": 1}
-        tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-        sub = run_dir / "explain" / "ondemand" / tag
-        print(f"evaluating missing config on demand: {config}", file=sys.stderr)
-        run(cfg, sub, choices, quiet=True, explicit=set(FACTORS))
-        res = RunResults.load(sub)
-        out = res if out is None else out.merged(res)
     return out
 
 

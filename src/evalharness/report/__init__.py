@@ -1,0 +1,8 @@
+"""`python -m evalharness.report RUN_DIR [--b factor=value ...]`: report.html and report.md.
+
+The HTML is self-contained (plots and images embedded as data URIs): summary table with
+Wilson CIs, heatmaps of accuracy over pairs of factors, main-effect bars with CIs, the
+Shapley waterfall between A (the model card's reference) and B, a gallery of images whose
+prediction flips between A and B (both preprocessed inputs side by side), and provenance.
+report.md holds the same tables with the figures as PNG files in report_assets/.
+"""

@@ -1,0 +1,5 @@
+import sys
+
+from evalharness.report.build import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""matplotlib figures as PNG bytes (Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from evalharness.analysis.effects import interaction_table  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def heatmaps(summary: pd.DataFrame, factors: list[str], limit: int = 6) -> list[tuple[str, bytes]]:
+    """Mean top-1 over every pair of varying factors (the first `limit` pairs)."""
+    out = []
+    for f1, f2 in list(itertools.combinations(factors, 2))[:limit]:
+        t = interaction_table(summary, f1, f2)
+        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * t.shape[1], 0.8 + 0.5 * t.shape[0]))
+        im = ax.imshow(t.to_numpy(), cmap="viridis", aspect="auto")
+        ax.set_xticks(range(t.shape[1]), t.columns, rotation=30, ha="right")
+        ax.set_yticks(range(t.shape[0]), t.index)
+        ax.set_xlabel(f2)
+        ax.set_ylabel(f1)
+        for (i, j), v in np.ndenumerate(t.to_numpy()):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w", fontsize=8)
+        fig.colorbar(im, ax=ax, label="top-1 %")
+        out.append((f"{f1} x {f2}", _png(fig)))
+    return out
+
+
+def main_effect_bars(effects: pd.DataFrame) -> bytes:
+    labels = [f"{r.factor}={r.level}" for r in effects.itertuples()]
+    y = np.arange(len(effects))
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.28 * len(effects)))
+    err = [effects.top1 - effects.top1_lo, effects.top1_hi - effects.top1]
+    ax.barh(y, effects.top1, xerr=err, color="#4c78a8", capsize=2)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean top-1 % over the configs at that level (95% CI)")
+    lo = max(0.0, float(effects.top1_lo.min()) - 5)
+    ax.set_xlim(lo, 100)
+    return _png(fig)
+
+
+def waterfall(a_acc: float, terms: list[tuple[str, float, float, float]], b_label: str) -> bytes:
+    """acc(A), then each factor's Shapley term with its CI, ending at acc(B)."""
+    fig, ax = plt.subplots(figsize=(1.8 + 1.2 * len(terms), 3.8))
+    level = a_acc
+    ax.bar(0, a_acc, color="#999999")
+    for k, (_, phi, lo, hi) in enumerate(terms, start=1):
+        color = "#e45756" if phi < 0 else "#54a24b"
+        ax.bar(k, phi, bottom=level, color=color)
+        ax.errorbar(k, level + phi, yerr=[[phi - lo], [hi - phi]], color="k", capsize=3)
+        level += phi
+    ax.bar(len(terms) + 1, level, color="#999999")
+    ax.set_xticks(range(len(terms) + 2), ["A", *[t[0] for t in terms], f"B\n{b_label}"],
+                  fontsize=8)  # fmt: skip
+    ax.set_ylabel("top-1 %")
+    ax.set_ylim(max(0.0, min(level, a_acc) - 10), min(100.0, max(level, a_acc) + 5))
+    return _png(fig)
+
+
+def side_by_side(a: np.ndarray, b: np.ndarray, title_a: str, title_b: str) -> bytes:
+    fig, axes = plt.subplots(1, 2, figsize=(4.4, 2.4))
+    for ax, img, title in ((axes[0], a, title_a), (axes[1], b, title_b)):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+    return _png(fig)

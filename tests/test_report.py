@@ -1,0 +1,92 @@
+"""report.html / report.md from a real demo sweep, and the page checked in headless Chromium."""
+
+import re
+import shutil
+
+import pytest
+
+from evalharness.report.build import write_report
+
+SWEEP = [
+    "+sweep=deployment_gap",
+    "sweep.factors.backend=[torch]",
+    "sweep.factors.decoder=[pil]",
+    "sweep.factors.meanstd=[card]",
+    "dataset.limit=60",
+    "chunk_size=30",
+]
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory):
+    from evalharness.app import run
+
+    from .conftest import compose_config
+
+    cfg, choices = compose_config(["progress=false", *SWEEP])
+    out = tmp_path_factory.mktemp("report")
+    run(cfg, out, choices, quiet=True)
+    write_report(out, {"colour": "bgr", "resize": "cv2_linear"}, n_boot=200)
+    return out
+
+
+def test_report_has_every_section(report_dir):
+    page = (report_dir / "report.html").read_text()
+    for title in [
+        "Summary",
+        "Shapley attribution",
+        "Main effects",
+        "pairs of factors",
+        "flips between A and B",
+        "Provenance",
+    ]:
+        assert title in page, title
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) >= 4 and all(i.startswith("data:image/png;base64,") for i in images)
+    assert "http://" not in page and "https://" not in page  # self-contained
+    md = (report_dir / "report.md").read_text()
+    for link in re.findall(r"\]\((report_assets/[^)]+)\)", md):
+        assert (report_dir / link).exists()
+
+
+def _chromium():
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return browser, driver
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not all(_chromium()), reason="needs Debian's chromium and chromium-driver")
+def test_report_renders_in_headless_chromium(report_dir):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    browser, driver_path = _chromium()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1300,2400",
+    ]:
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    try:
+        driver.get((report_dir / "report.html").as_uri())
+        rendered = driver.execute_script(
+            "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
+        )
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        driver.save_screenshot(str(report_dir / "report_screenshot.png"))
+    finally:
+        driver.quit()
+    assert rendered and all(rendered), rendered
+    assert errors == []
+    assert (report_dir / "report_screenshot.png").stat().st_size > 10_000
