@@ -141,7 +141,8 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
         verdict = html.escape(out["verdict"])
         add(
             "Why A and B differ: Shapley attribution",
-            f'<p class="verdict">{verdict}</p>{h}{_fmt_table(t["attribution"]).to_html(index=False)}',
+            f'<p class="verdict">{verdict}</p>{h}'
+            + _fmt_table(t["attribution"]).to_html(index=False),
             f"> {out['verdict']}\n\n{m}\n\n{_markdown(t['attribution'])}",
         )
     elif b_arg:
