@@ -56,16 +56,17 @@ def sweep_options(cfg: DictConfig) -> SweepOptions:
 def finalize(
     run_dir: Path, configs: pd.DataFrame, chunks: list[int], dataset_hash: str
 ) -> pd.DataFrame:
-    """Compact the parts into predictions.parquet, summary.csv and errors.csv."""
-    preds, timing = store.read_parts(run_dir, chunks)
-    order = {cid: k for k, cid in enumerate(configs["config_id"])}
-    preds = preds.sort_values(
-        ["config_id", "sample_index"], key=lambda s: s.map(order) if s.name == "config_id" else s
+    """Compact the parts into predictions.parquet, summary.csv and errors.csv.
+
+    Streams: memory holds one part at a time, whatever the number of samples. Rows are in
+    chunk order, then config order, then sample order -- the same for a resumed, a sharded
+    and merged, and an uninterrupted run.
+    """
+    counts, timing, error_rows = store.compact_parts(
+        run_dir, chunks, run_dir / "predictions.parquet"
     )
-    preds = preds.reset_index(drop=True)
-    store.write_atomic_parquet(run_dir / "predictions.parquet", preds)
     factor_cols = ["config_id", "model", "dataset", *FACTORS]
-    summary = configs[factor_cols].merge(summarize(preds, timing), on="config_id")
+    summary = configs[factor_cols].merge(summarize(counts, timing), on="config_id")
     ran_file = run_dir / "variants.json"
     if ran_file.exists():  # the precision the backend really ran (OpenVINO may fall back)
         ran = json.loads(ran_file.read_text())
@@ -76,14 +77,13 @@ def finalize(
         summary[f"v_{k}"] = v
     summary["dataset_hash"] = dataset_hash[:16]
     store.write_atomic_csv(run_dir / "summary.csv", summary)
-    errors = error_digest(preds)
+    errors = error_digest(error_rows)
     store.write_atomic_csv(run_dir / "errors.csv", errors)
     return summary
 
 
-def error_digest(preds: pd.DataFrame) -> pd.DataFrame:
+def error_digest(bad: pd.DataFrame) -> pd.DataFrame:
     """One row per (sample, stage, reason), with how many configs hit it."""
-    bad = preds[preds["error_stage"].notna()]
     if bad.empty:
         return pd.DataFrame(columns=["sample_id", "stage", "reason", "n_configs"])
     g = bad.groupby(["sample_id", "error_stage", "error"], sort=True).size()
