@@ -100,6 +100,9 @@ def compact_parts(run_dir: Path, chunks: list[int], out: Path):
                 small[small.error_stage.notna()][["sample_id", "config_id", "error_stage", "error"]]
             )
     os.replace(tmp, out)
+    if counts is None:  # a shard that got no chunk (more shards than chunks)
+        empty = pd.DataFrame(columns=["sample_id", "config_id", "error_stage", "error"])
+        return pd.DataFrame(columns=["n", "n_errors", "n_correct", "n_correct5"]), timing, empty
     counts = counts.rename(columns={"correct1": "n_correct", "correct5": "n_correct5"}).astype(int)
     return counts, timing, pd.concat(errors, ignore_index=True)
 
