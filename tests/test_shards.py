@@ -93,3 +93,34 @@ def test_merge_refuses_gaps_overlaps_and_foreign_shards(tmp_path):
     (s1 / "parts" / "chunk-00001.parquet").unlink()
     with pytest.raises(MergeError, match="unfinished"):
         merge(tmp_path / "m4", [s0, s1])
+
+
+@pytest.mark.slow
+def test_two_shards_through_the_submitit_launcher_merge_to_the_single_run(single, tmp_path):
+    """The launcher SLURM users get (conf/hydra/launcher/slurm_shards.yaml), run locally."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[slurm]'")
+    cli(
+        "-m",
+        "hydra/launcher=local_shards",
+        *SWEEP,
+        "shard.count=2",
+        "shard.index=0,1",
+        f"hydra.sweep.dir={tmp_path / 's'}",
+    )
+    merge(tmp_path / "merged", [tmp_path / "s" / "0", tmp_path / "s" / "1"])
+    _assert_same_results(single, tmp_path / "merged")
+
+
+def test_slurm_launcher_config_composes():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from evalharness import CONF_DIR
+
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[slurm]'")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm_shards"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.timeout_min == 240 and launcher.mem_gb == 16
