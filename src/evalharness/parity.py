@@ -23,6 +23,7 @@ import pandas as pd
 
 from evalharness.backends import BACKENDS
 from evalharness.compose import resolve
+from evalharness.data.dataset import spread
 from evalharness.preprocess.errors import StageError
 from evalharness.preprocess.pipeline import Stage
 from evalharness.sweep.plan import RunSpec
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("overrides", nargs="*", help="shared Hydra overrides (dataset=..., model=...)")
     ap.add_argument("--a", nargs="*", default=[], help="overrides of pipeline A")
     ap.add_argument("--b", nargs="*", default=[], help="overrides of pipeline B")
-    ap.add_argument("--n", type=int, default=32, help="samples")
+    ap.add_argument("--n", type=int, default=32, help="samples, evenly spaced over the dataset")
     ap.add_argument("--golden", type=Path, help="write per-sample .npz files here")
     ap.add_argument("--out", type=Path, help="CSV of the per-sample, per-stage numbers")
     args = ap.parse_args(argv)
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg, specs_a, dataset = resolve([*base, *_assignments(args.a)])
     _, specs_b, _ = resolve([*base, *_assignments(args.b)])
     spec_a, spec_b = specs_a[0], specs_b[0]
-    samples = dataset.samples[: args.n]
+    samples = spread(dataset.samples, args.n)
     table, finals = compare_pipelines(spec_a, spec_b, samples, args.golden)
     print(f"A: {' '.join(f'{k}={v}' for k, v in spec_a.factors)}")
     print(f"B: {' '.join(f'{k}={v}' for k, v in spec_b.factors)}")

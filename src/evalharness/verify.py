@@ -27,6 +27,7 @@ import pandas as pd
 from evalharness.backends import BACKENDS
 from evalharness.backends.export import OUTPUT_NAME, export_onnx
 from evalharness.compose import resolve
+from evalharness.data.dataset import spread
 from evalharness.preprocess.pipeline import run_pipeline
 
 # (backend, precision) pairs checked against the reference.
@@ -100,7 +101,7 @@ def parse_tolerance(values: list[str] | None, default: float) -> dict[str, float
 def verify(overrides: list[str], n: int, atol: dict, rtol: dict) -> pd.DataFrame:
     cfg, specs, dataset = resolve(overrides)
     spec = specs[0]
-    samples = dataset.samples[:n]
+    samples = spread(dataset.samples, n)
     x = np.stack([run_pipeline(spec.stages, s.path) for s in samples])
     ids = [s.sample_id for s in samples]
     cache_dir = str(cfg.cache_dir)
@@ -142,7 +143,7 @@ def _cache_key(spec, ids: list[str], atol: float, rtol: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Verify exports against the torch model.")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides (model=..., dataset=...)")
-    ap.add_argument("--n", type=int, default=64, help="samples to compare on")
+    ap.add_argument("--n", type=int, default=64, help="samples to compare on, evenly spaced over the dataset")
     ap.add_argument("--atol", nargs="*", help="absolute tolerance (default 1e-3)")
     ap.add_argument("--rtol", nargs="*", help="relative tolerance (default 1e-2)")
     args = ap.parse_args(argv)

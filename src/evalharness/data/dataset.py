@@ -182,6 +182,14 @@ def load_imagenet(cfg: DictConfig) -> Dataset:
     return Dataset(cfg.name, samples, names, h.hexdigest())
 
 
+def spread(samples: list[Sample], n: int) -> list[Sample]:
+    """n samples evenly spaced over the set: class-sorted sets (folders) give every class."""
+    if n >= len(samples):
+        return list(samples)
+    step = len(samples) / n
+    return [samples[int(i * step)] for i in range(n)]
+
+
 LOADERS = {"manifest": load_manifest, "folder": load_folder, "imagenet": load_imagenet}
 
 
