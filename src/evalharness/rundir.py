@@ -29,10 +29,18 @@ def run_config(run_dir: Path) -> DictConfig:
 
 
 def reference_config(run_dir: Path, res: RunResults) -> dict[str, str]:
-    """The model card's reference pipeline; factors it does not name keep the base choice."""
+    """The model card's reference pipeline; factors it does not name keep the base choice.
+
+    A factor the run held at one value (e.g. a sweep on onnxruntime only) keeps that value:
+    the reference is then a config the run has, not one to evaluate again on demand.
+    """
     cfg = run_config(run_dir)
     ref = dict(run_choices(run_dir))
     ref.update({k: str(v) for k, v in (cfg.model.card.get("reference") or {}).items()})
+    for f in res.factors:
+        values = res.summary[f].unique()
+        if len(values) == 1:
+            ref[f] = str(values[0])
     return {f: ref[f] for f in res.factors}
 
 
