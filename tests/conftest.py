@@ -21,15 +21,25 @@ def export_cache(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def run_app(tmp_path):
-    """Run the app in-process on the given overrides; returns (summary, run_dir)."""
+def run_in_process(overrides: list[str], out: Path, cfg_edit=None):
+    """Run the app in-process (as `python -m evalharness` would); returns (summary, out).
+
+    cfg_edit(cfg) may change the composed config first (e.g. a sweep's exclude list).
+    """
     from evalharness.app import run
     from evalharness.sweep.plan import explicit_factors
 
+    cfg, choices = compose_config(["progress=false", *overrides])
+    if cfg_edit is not None:
+        cfg_edit(cfg)
+    return run(cfg, out, choices, quiet=True, explicit=explicit_factors(overrides)), out
+
+
+@pytest.fixture
+def run_app(tmp_path):
+    """run_in_process into tmp_path/run unless a run dir is given."""
+
     def _run(overrides: list[str], run_dir: Path | None = None):
-        cfg, choices = compose_config(["progress=false", *overrides])
-        out = run_dir or tmp_path / "run"
-        return run(cfg, out, choices, explicit=explicit_factors(overrides)), out
+        return run_in_process(overrides, run_dir or tmp_path / "run")
 
     return _run

@@ -8,6 +8,7 @@ import pytest
 
 from evalharness.sweep.engine import PlanMismatchError
 
+from .conftest import run_in_process
 from .helpers import demo_subset
 
 SMALL_SWEEP = [
@@ -22,14 +23,7 @@ SMALL_SWEEP = [
 @pytest.fixture(scope="module")
 def small_sweep(tmp_path_factory):
     """One run of a 2 x 3 x 2 x 2 = 24-config sweep over 40 samples, shared by the tests."""
-    from evalharness.app import run
-
-    from .conftest import compose_config
-
-    cfg, choices = compose_config(["progress=false", *SMALL_SWEEP])
-    out = tmp_path_factory.mktemp("sweep")
-    summary = run(cfg, out, choices)
-    return summary, out
+    return run_in_process(SMALL_SWEEP, tmp_path_factory.mktemp("sweep"))
 
 
 def test_each_unique_stage_prefix_is_computed_once(small_sweep):

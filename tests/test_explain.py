@@ -5,6 +5,8 @@ import pytest
 
 from evalharness.explain import main as explain_main
 
+from .conftest import run_in_process
+
 SWEEP = [
     "+sweep=deployment_gap",
     "sweep.factors.backend=[torch]",
@@ -18,16 +20,11 @@ MISTAKES = ["--b", "resize=cv2_linear", "colour=bgr", "meanstd=half"]
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
-    from evalharness.app import run
+    def leave_one_out(cfg):
+        # Leave one coalition config out of the sweep: explain must evaluate it on demand.
+        cfg.sweep.exclude = [{"resize": "cv2_linear", "colour": "bgr", "meanstd": "card"}]
 
-    from .conftest import compose_config
-
-    cfg, choices = compose_config(["progress=false", *SWEEP])
-    # Leave one coalition config out of the sweep: explain must evaluate it on demand.
-    cfg.sweep.exclude = [{"resize": "cv2_linear", "colour": "bgr", "meanstd": "card"}]
-    out = tmp_path_factory.mktemp("gap")
-    run(cfg, out, choices, quiet=True)
-    return out
+    return run_in_process(SWEEP, tmp_path_factory.mktemp("gap"), leave_one_out)[1]
 
 
 def test_attribution_terms_sum_to_the_measured_gap(sweep_dir, capsys):

@@ -10,27 +10,22 @@ from evalharness.backends.export import export_onnx
 from evalharness.models.source import ModelSpec, build_torch_model, clean_state_dict
 from evalharness.sweep.plan import PlanError
 
-from .conftest import compose_config
+from .conftest import compose_config, run_in_process
 
 LIMIT = ["dataset.limit=24", "chunk_size=24", "progress=false"]
 
 
 def _run(tmp_path, overrides, model_patch, name="run"):
-    from evalharness.app import run
+    def patch(cfg):
+        with open_dict(cfg):
+            cfg.model.update(model_patch)
 
-    cfg, choices = compose_config([*LIMIT, *overrides])
-    with open_dict(cfg):
-        cfg.model.update(model_patch)
-    return run(cfg, tmp_path / name, choices, quiet=True), tmp_path / name
+    return run_in_process([*LIMIT, *overrides], tmp_path / name, patch)
 
 
 @pytest.fixture(scope="module")
 def reference_preds(tmp_path_factory):
-    from evalharness.app import run
-
-    cfg, choices = compose_config(LIMIT)
-    out = tmp_path_factory.mktemp("ref")
-    run(cfg, out, choices, quiet=True)
+    _, out = run_in_process(LIMIT, tmp_path_factory.mktemp("ref"))
     return pd.read_parquet(out / "predictions.parquet").pred.tolist()
 
 

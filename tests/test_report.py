@@ -7,6 +7,8 @@ import pytest
 
 from evalharness.report.build import write_report
 
+from .conftest import run_in_process
+
 SWEEP = [
     "+sweep=deployment_gap",
     "sweep.factors.backend=[torch]",
@@ -19,13 +21,7 @@ SWEEP = [
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory):
-    from evalharness.app import run
-
-    from .conftest import compose_config
-
-    cfg, choices = compose_config(["progress=false", *SWEEP])
-    out = tmp_path_factory.mktemp("report")
-    run(cfg, out, choices, quiet=True)
+    _, out = run_in_process(SWEEP, tmp_path_factory.mktemp("report"))
     write_report(out, {"colour": "bgr", "resize": "cv2_linear"}, n_boot=200)
     return out
 

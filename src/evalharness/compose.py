@@ -13,17 +13,22 @@ from evalharness.sweep.plan import FACTORS, RunSpec, apply_model_card, expand, e
 
 
 def compose_config(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
-    """The app's config for these overrides, and the option chosen for each factor."""
+    """The app's config for these overrides, and the option chosen for each factor.
+
+    The model card is not applied here: `app.run` applies it (once) from the explicit set.
+    """
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
     choices = {f: str(cfg.hydra.runtime.choices[f]) for f in FACTORS}
     with open_dict(cfg):
         del cfg["hydra"]
-    return cfg, apply_model_card(cfg, choices, explicit_factors(overrides))
+    return cfg, choices
 
 
 def resolve(overrides: list[str]) -> tuple[DictConfig, list[RunSpec], Dataset]:
+    """Config, run specs and dataset for these overrides, model card applied as the app does."""
     cfg, choices = compose_config(overrides)
+    choices = apply_model_card(cfg, choices, explicit_factors(overrides))
     model = ModelSpec.from_config(cfg.model)
     return cfg, expand(cfg, choices, model), load_dataset(cfg.dataset)

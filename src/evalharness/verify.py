@@ -143,7 +143,9 @@ def _cache_key(spec, ids: list[str], atol: float, rtol: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Verify exports against the torch model.")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides (model=..., dataset=...)")
-    ap.add_argument("--n", type=int, default=64, help="samples to compare on, evenly spaced over the dataset")
+    ap.add_argument(
+        "--n", type=int, default=64, help="samples to compare on, evenly spaced over the dataset"
+    )
     ap.add_argument("--atol", nargs="*", help="absolute tolerance (default 1e-3)")
     ap.add_argument("--rtol", nargs="*", help="relative tolerance (default 1e-2)")
     args = ap.parse_args(argv)
