@@ -33,6 +33,23 @@ def test_unknown_option_is_one_line_with_the_choices():
     ]
 
 
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["dataset.root=/nonexistent/demo"], "dataset 'demo': manifest not found: /nonexistent"),
+        (["norm=ov_ppp"], "norm=ov_ppp .*needs backend=openvino"),
+        (["model.weights=/no/such.pt"], "model 'demo_cnn': weights file not found: /no/such.pt"),
+    ],
+)
+def test_a_wrong_config_value_is_one_line(args, message, tmp_path):
+    import re
+
+    r = cli(*args, f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and re.search(message, lines[0]), r.stderr
+
+
 @pytest.mark.slow
 def test_single_run_writes_the_tables(tmp_path):
     r = cli("dataset.limit=30", "backend=openvino", f"hydra.run.dir={tmp_path}", "progress=false")

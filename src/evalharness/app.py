@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,17 @@ from evalharness.analysis.metrics import summarize
 from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.models.source import ModelSpec
 from evalharness.provenance import versions
+from evalharness.registry import UnknownNameError
 from evalharness.sweep import store
-from evalharness.sweep.engine import SweepOptions, run_sweep, shard_chunks
-from evalharness.sweep.plan import FACTORS, RunSpec, apply_model_card, expand, explicit_factors
+from evalharness.sweep.engine import PlanMismatchError, SweepOptions, run_sweep, shard_chunks
+from evalharness.sweep.plan import (
+    FACTORS,
+    PlanError,
+    RunSpec,
+    apply_model_card,
+    expand,
+    explicit_factors,
+)
 
 log = logging.getLogger("evalharness")
 
@@ -111,11 +121,22 @@ def terminal_table(summary: pd.DataFrame, max_rows: int = 40) -> str:
     return text
 
 
-def run_from_hydra(cfg: DictConfig) -> pd.DataFrame:
+# Mistakes in what the user asked for: one line on stderr, exit code 2, no traceback.
+# EVALHARNESS_DEBUG=1 re-raises them for a full trace.
+USER_ERRORS = (FileNotFoundError, PlanError, PlanMismatchError, UnknownNameError, ValueError)
+
+
+def run_from_hydra(cfg: DictConfig) -> pd.DataFrame | None:
     hc = HydraConfig.get()
     choices = {f: hc.runtime.choices.get(f) for f in FACTORS}
     explicit = explicit_factors(list(hc.overrides.task))
-    return run(cfg, Path(hc.runtime.output_dir), choices, explicit=explicit)
+    try:
+        return run(cfg, Path(hc.runtime.output_dir), choices, explicit=explicit)
+    except USER_ERRORS as e:
+        if os.environ.get("EVALHARNESS_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run(

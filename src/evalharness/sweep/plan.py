@@ -220,6 +220,8 @@ def expand(cfg: DictConfig, base_choices: dict[str, str], model: ModelSpec) -> l
         if spec.config_id not in seen:
             seen.add(spec.config_id)
             specs.append(spec)
+    if impossible and not factors:  # a single config: its one reason, on one line
+        raise PlanError(impossible[0])
     if impossible:
         head = "\n  ".join(impossible[:10])
         more = f"\n  ... and {len(impossible) - 10} more" if len(impossible) > 10 else ""
