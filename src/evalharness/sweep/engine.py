@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,13 +132,30 @@ def load_sessions(
     return sessions
 
 
+class StageProgress:
+    """The progress bar's postfix: the chunk, the stage running now and the config it serves."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar, self.chunk, self.config = bar, 0, ""
+
+    def __call__(self, stage: str) -> None:
+        self.bar.set_postfix_str(f"chunk {self.chunk} {stage} | {self.config}", refresh=False)
+
+
 class ChunkEvaluator:
     """Evaluates every config on one chunk of samples, each unique stage prefix once."""
 
-    def __init__(self, samples: list[Sample], counters: Counters, batch_size: int) -> None:
+    def __init__(
+        self,
+        samples: list[Sample],
+        counters: Counters,
+        batch_size: int,
+        on_stage: Callable[[str], None] = lambda stage: None,
+    ) -> None:
         self.samples = samples
         self.counters = counters
         self.batch_size = batch_size
+        self.on_stage = on_stage  # told which stage runs now (the progress bar shows it)
         self.memo: dict[tuple[Stage, ...], list[Any]] = {}
         self.prefix_seconds: dict[tuple[Stage, ...], float] = {}
         self.batches: dict[tuple[Stage, ...], tuple[np.ndarray | None, list[int]]] = {}
@@ -152,6 +170,7 @@ class ChunkEvaluator:
         else:
             parent = self.outputs(prefix[:-1])
         stage = prefix[-1]
+        self.on_stage(stage.kind)
         t0 = time.perf_counter()
         out = [x if isinstance(x, Failure) else self._run(stage, x) for x in parent]
         dt = time.perf_counter() - t0
@@ -181,6 +200,7 @@ class ChunkEvaluator:
     def evaluate(self, spec: RunSpec, session: Session) -> tuple[pd.DataFrame, float]:
         """Rows for one config on this chunk, and the seconds its pipeline took standalone."""
         batch, ok = self.host_batch(spec.stages)
+        self.on_stage(f"infer {spec.variant.backend}")
         t0 = time.perf_counter()
         logits = None
         if batch is not None:
@@ -274,12 +294,14 @@ def run_sweep(
             desc="sweep",
             dynamic_ncols=True,
         )
+        progress = StageProgress(bar)
         for c in todo:
             samples = _chunk(dataset, c, opts)
-            ev = ChunkEvaluator(samples, counters, opts.batch_size)
+            progress.chunk = c
+            ev = ChunkEvaluator(samples, counters, opts.batch_size, progress)
             frames, timing = [], {}
             for spec in specs:
-                bar.set_postfix_str(f"chunk {c} {spec.variant.backend} {_label(spec)}")
+                progress.config = f"{spec.variant.backend} {_label(spec)}"
                 rows, seconds = ev.evaluate(spec, sessions[spec.variant])
                 frames.append(rows)
                 timing[spec.config_id] = seconds
