@@ -66,20 +66,16 @@ def test_openvino_ppp_matches_host(setup):
     assert allclose(setup("openvino", "ov_ppp"), ref)
 
 
-def test_reduced_precision_is_close_but_not_identical(setup):
+@pytest.mark.parametrize(
+    "backend,precision,tol",
+    [("torch", "bf16", (0.5, 0.1)), ("onnxruntime", "fp16", (0.05, 0.05))],
+)
+def test_reduced_precision_is_close_but_not_identical(setup, backend, precision, tol):
     ref = setup("torch", "host")
-    bf16 = setup("torch", "host", "bf16")
-    assert not np.array_equal(bf16, ref)
-    assert allclose(bf16, ref, atol=0.5, rtol=0.1)
-    assert (bf16.argmax(1) == ref.argmax(1)).mean() >= 0.9
-
-
-def test_onnxruntime_fp16_is_close(setup):
-    ref = setup("torch", "host")
-    half = setup("onnxruntime", "host", "fp16")
-    assert not np.array_equal(half, ref)
-    assert allclose(half, ref, atol=0.05, rtol=0.05)
-    assert (half.argmax(1) == ref.argmax(1)).mean() >= 0.9
+    low = setup(backend, "host", precision)
+    assert not np.array_equal(low, ref)
+    assert allclose(low, ref, atol=tol[0], rtol=tol[1])
+    assert (low.argmax(1) == ref.argmax(1)).mean() >= 0.9
 
 
 def test_verify_reports_every_variant(capsys):
