@@ -30,7 +30,7 @@ from evalharness.analysis.effects import interaction_table, main_effects, varian
 from evalharness.analysis.paired import bootstrap_indices, compare_pair, holm
 from evalharness.analysis.reproduce import configs_matching
 from evalharness.analysis.results import RunResults
-from evalharness.rundir import evaluate_on_demand, reference_config, run_config
+from evalharness.rundir import evaluate_on_demand, reference_config, run_dataset
 from evalharness.sweep.plan import FACTORS
 
 
@@ -107,8 +107,8 @@ def explain(run_dir: Path, a: dict, b: dict, target: float | None, n_boot: int) 
     effects = main_effects(res, idx)
     variance = variance_shares(res.summary, res.varying_factors())
     tables = {"effects": effects, "variance": variance, "interactions": interactions_long(res)}
-    classes = _classes(run_dir)
-    tables["per_class"] = per_class_table(res, classes)
+    dataset = run_dataset(run_dir)
+    tables["per_class"] = per_class_table(res, dataset.classes if dataset else None)
 
     if b:
         b_cfg = {**a_cfg, **b}
@@ -138,15 +138,6 @@ def explain(run_dir: Path, a: dict, b: dict, target: float | None, n_boot: int) 
     written["a"] = a_cfg
     written["a_id"] = a_id
     return written
-
-
-def _classes(run_dir: Path) -> list[str] | None:
-    from evalharness.data.dataset import load_dataset
-
-    try:
-        return load_dataset(run_config(run_dir).dataset).classes
-    except (OSError, ValueError):
-        return None
 
 
 def _fmt(df: pd.DataFrame, cols: list[str], n: int = 20) -> str:

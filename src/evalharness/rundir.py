@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from evalharness.analysis.results import RunResults
+from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.models.source import ModelSpec
 from evalharness.sweep.plan import FACTORS, RunSpec, expand
 
@@ -26,6 +27,14 @@ def run_choices(run_dir: Path) -> dict[str, str]:
 
 def run_config(run_dir: Path) -> DictConfig:
     return OmegaConf.load(run_dir / "run_config.yaml")
+
+
+def run_dataset(run_dir: Path) -> Dataset | None:
+    """The run's dataset as its config names it, or None when it cannot be read here."""
+    try:
+        return load_dataset(run_config(run_dir).dataset)
+    except (OSError, ValueError):
+        return None
 
 
 def reference_config(run_dir: Path, res: RunResults) -> dict[str, str]:

@@ -15,7 +15,7 @@ from evalharness.analysis.results import RunResults
 from evalharness.explain import explain, parse_assignments
 from evalharness.preprocess.errors import StageError
 from evalharness.report import plots
-from evalharness.rundir import reference_config, spec_for
+from evalharness.rundir import reference_config, run_dataset, spec_for
 
 MAX_ON_DEMAND = 16  # beyond this many missing coalition configs, the waterfall is skipped
 
@@ -54,13 +54,14 @@ def choose_b(res: RunResults, a_cfg: dict[str, str], b_over: dict[str, str]) -> 
     return {f: str(worst[f]) for f in res.factors}
 
 
-def gallery(run_dir: Path, res: RunResults, a_cfg, b_cfg, flipped: list[str], classes, limit=12):
+def gallery(run_dir: Path, res: RunResults, a_cfg, b_cfg, flipped: list[str], dataset, limit=12):
     """Both configs' model inputs (after resize and colour) for images whose prediction flips."""
     preds = pd.read_parquet(
         run_dir / "predictions.parquet", columns=["config_id", "sample_id", "label", "pred"]
     )
     spec_a, spec_b = spec_for(run_dir, a_cfg), spec_for(run_dir, b_cfg)
-    paths = _sample_paths(run_dir)
+    paths = {s.sample_id: s.path for s in dataset.samples}
+    classes = dataset.classes
     items = []
     for sid in flipped[:limit]:
         pa = preds[(preds.config_id == res.find(a_cfg)) & (preds.sample_id == sid)].iloc[0]
@@ -83,13 +84,6 @@ def _model_view(spec, path) -> object:
     return x
 
 
-def _sample_paths(run_dir: Path) -> dict[str, Path]:
-    from evalharness.data.dataset import load_dataset
-    from evalharness.rundir import run_config
-
-    return {s.sample_id: s.path for s in load_dataset(run_config(run_dir).dataset).samples}
-
-
 def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: int = 1000) -> Path:
     run_dir = Path(run_dir)
     res = RunResults.load(run_dir)
@@ -105,7 +99,7 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
             res = res.merged(RunResults.load(sub))
     t = out["tables"]
     summary = res.summary
-    classes = _classes(run_dir)
+    dataset = run_dataset(run_dir)
     sections_html, sections_md = [], []
     assets = run_dir / "report_assets"
     assets.mkdir(exist_ok=True)
@@ -171,7 +165,7 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
     if b_arg and b_id is not None and b_id in set(pairs.config_id):
         flipped = pairs.set_index("config_id").flipped_ids[b_id]
         flipped = [] if pd.isna(flipped) or not flipped else str(flipped).split(";")
-        items = gallery(run_dir, res, a_cfg, b_cfg, flipped, classes)
+        items = gallery(run_dir, res, a_cfg, b_cfg, flipped, dataset) if dataset else []
         cards_html, cards_md = [], []
         for k, (sid, label, png) in enumerate(items):
             h, m = figure(f"flip_{k}.png", png, f"sample {sid}")
@@ -209,12 +203,6 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
         f"# evalharness report\n\nA (reference): {a_text}\n\n" + "\n".join(sections_md)
     )
     return run_dir / "report.html"
-
-
-def _classes(run_dir: Path) -> list[str]:
-    from evalharness.explain import _classes as classes
-
-    return classes(run_dir) or []
 
 
 def main(argv: list[str] | None = None) -> int:
