@@ -50,6 +50,20 @@ def test_a_wrong_config_value_is_one_line(args, message, tmp_path):
     assert len(lines) == 1 and re.search(message, lines[0]), r.stderr
 
 
+def test_a_launcher_that_cannot_start_is_one_line(tmp_path):
+    """A multirun whose launcher fails (here SLURM's, on a machine without srun)."""
+    import shutil
+
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[slurm]'")
+    if shutil.which("srun") or shutil.which("sbatch"):
+        pytest.skip("this machine has SLURM: the jobs would really be submitted")
+    r = cli("-m", "hydra/launcher=slurm_shards", "dataset.limit=8", f"hydra.sweep.dir={tmp_path}")
+    assert r.returncode == 2
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert errors[0].startswith("error: the multirun stopped: ") and "srun" in errors[0]
+
+
 @pytest.mark.slow
 def test_single_run_writes_the_tables(tmp_path):
     r = cli("dataset.limit=30", "backend=openvino", f"hydra.run.dir={tmp_path}", "progress=false")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import hydra
@@ -35,12 +36,33 @@ def _hydra_main(cfg: DictConfig) -> None:
     run_from_hydra(cfg)
 
 
+def launcher_failure_message(exc: BaseException) -> str:
+    """One line for a multirun that stopped (its launcher found no Ray cluster, ...)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (
+        f"error: the multirun stopped: {type(exc).__name__}: {first} "
+        "(EVALHARNESS_DEBUG=1 for the trace)"
+    )
+
+
 def main() -> None:
     problem = check_group_choices(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
-    _hydra_main()
+    if not {"-m", "--multirun"} & set(sys.argv[1:]):
+        _hydra_main()
+        return
+    # In a multirun Hydra prints a launcher's failure (a Ray cluster that is not there, ...)
+    # as a long trace; letting it through to here turns it into one line.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        _hydra_main()
+    except Exception as exc:
+        if os.environ.get("EVALHARNESS_DEBUG"):
+            raise
+        print(launcher_failure_message(exc), file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
