@@ -4,8 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -94,6 +92,19 @@ def test_merge_refuses_gaps_overlaps_and_foreign_shards(tmp_path):
     )
     with pytest.raises(MergeError, match="different sweeps"):
         merge(tmp_path / "m3", [s0, other])
+    merged = merge(tmp_path / "m-ok", [s0, s1])  # the library versions the shards ran with
+    assert merged.v_torch.unique().tolist() == [pd.read_csv(s0 / "summary.csv").v_torch[0]]
+    summary = pd.read_csv(s1 / "summary.csv")
+    summary.to_csv(s1 / "summary.csv.ok", index=False)
+    summary.assign(v_torch="2.0.0").to_csv(s1 / "summary.csv", index=False)
+    with pytest.raises(MergeError, match="different torch versions"):
+        merge(tmp_path / "m5", [s0, s1])
+    summary.assign(v_cpu="other-node").to_csv(s1 / "summary.csv", index=False)
+    assert " | other-node" in merge(tmp_path / "m6", [s0, s1]).v_cpu[0]
+    (s1 / "summary.csv").unlink()
+    with pytest.raises(MergeError, match="no summary.csv"):
+        merge(tmp_path / "m7", [s0, s1])
+    (s1 / "summary.csv.ok").rename(s1 / "summary.csv")
     (s1 / "parts" / "chunk-00001.parquet").unlink()
     with pytest.raises(MergeError, match="unfinished"):
         merge(tmp_path / "m4", [s0, s1])
@@ -115,24 +126,6 @@ def test_two_shards_through_the_submitit_launcher_merge_to_the_single_run(single
     _assert_same_results(single, tmp_path / "merged")
 
 
-# Ray probes cloud metadata (169.254.169.254) and its usage-stats server even with usage
-# stats off, and advertises the host's interface address rather than 127.0.0.1. A fresh
-# network namespace holding only `lo` keeps the whole cluster on loopback by construction;
-# a fresh PID namespace means that ending the script ends every Ray process it started and
-# `ray stop` cannot touch a cluster of the user's.
-RAY_ON_LOOPBACK = """
-set -e
-ip link set lo up
-"$RAY" start --head --node-ip-address=127.0.0.1 --port=6379 --num-cpus=2 \\
-    --include-dashboard=false --disable-usage-stats --temp-dir="$RAY_TMP" >/dev/null
-set +e
-"$PY" -m evalharness "$@"
-rc=$?
-"$RAY" stop >/dev/null 2>&1
-exit $rc
-"""
-
-
 def _can_isolate_network() -> str | None:
     """Why a loopback-only namespace cannot be made here, or None when it can."""
     if shutil.which("unshare") is None or shutil.which("ip") is None:
@@ -150,53 +143,31 @@ def _can_isolate_network() -> str | None:
 @pytest.mark.slow
 @pytest.mark.ray
 def test_two_shards_through_the_ray_launcher_merge_to_the_single_run(single, tmp_path):
-    """A Ray cluster started on loopback; the shards run as Ray tasks via hydra-ray-launcher."""
+    """Two shards as Ray tasks (hydra-ray-launcher) on a Ray head that
+    scripts/ray_on_loopback.sh starts inside loopback-only network and PID namespaces."""
     pytest.importorskip("ray", reason="pip install -e '.[ray]'")
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install -e '.[ray]'")
     if why := _can_isolate_network():
         pytest.skip(why)
-    # Ray's unix socket paths must stay under 107 bytes: a short temp dir, not tmp_path.
-    ray_tmp = tempfile.mkdtemp(prefix="ehray-", dir="/tmp")
-    env = {
-        **os.environ,
-        "RAY": str(Path(sys.executable).parent / "ray"),
-        "PY": sys.executable,
-        "RAY_TMP": ray_tmp,
-        # A token in the user's ~/.ray/auth_token makes the driver present it to this
-        # token-less cluster, which refuses the connection: a home of the test's own.
-        "HOME": ray_tmp,
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-    try:
-        r = subprocess.run(
-            [
-                "unshare",
-                "--net",
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "bash",
-                "-c",
-                RAY_ON_LOOPBACK,
-                "ray-shards",
-                "-m",
-                "hydra/launcher=ray_shards",
-                "hydra.launcher.ray.init.address=127.0.0.1:6379",
-                *SWEEP,
-                "shard.count=2",
-                "shard.index=0,1",
-                f"hydra.sweep.dir={tmp_path / 's'}",
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    r = subprocess.run(
+        [
+            str(PROJECT_ROOT / "scripts" / "ray_on_loopback.sh"),
+            "-m",
+            "hydra/launcher=ray_shards",
+            *SWEEP,
+            "shard.count=2",
+            "shard.index=0,1",
+            f"hydra.sweep.dir={tmp_path / 's'}",
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    assert "Ray Launcher is launching 2 jobs" in r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "Ray Launcher is launching 2 jobs" in out and "(_run_job pid=" in out
     merge(tmp_path / "merged", [tmp_path / "s" / "0", tmp_path / "s" / "1"])
     _assert_same_results(single, tmp_path / "merged")
 

@@ -13,13 +13,13 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from evalharness.analysis.metrics import summarize
 from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.models.source import ModelSpec
 from evalharness.provenance import versions
 from evalharness.registry import UnknownNameError
 from evalharness.sweep import store
-from evalharness.sweep.engine import PlanMismatchError, SweepOptions, run_sweep, shard_chunks
+from evalharness.sweep.engine import PlanMismatchError, run_sweep
+from evalharness.sweep.options import SweepOptions, shard_chunks
 from evalharness.sweep.plan import (
     FACTORS,
     PlanError,
@@ -28,6 +28,7 @@ from evalharness.sweep.plan import (
     expand,
     explicit_factors,
 )
+from evalharness.sweep.tables import finalize
 
 log = logging.getLogger("evalharness")
 
@@ -60,47 +61,6 @@ def sweep_options(cfg: DictConfig) -> SweepOptions:
         progress=bool(cfg.progress),
         shard_index=int(shard.get("index", 0)),
         shard_count=int(shard.get("count", 1)),
-    )
-
-
-def finalize(
-    run_dir: Path, configs: pd.DataFrame, chunks: list[int], dataset_hash: str
-) -> pd.DataFrame:
-    """Compact the parts into predictions.parquet, summary.csv and errors.csv.
-
-    Streams: memory holds one part at a time, whatever the number of samples. Rows are in
-    chunk order, then config order, then sample order -- the same for a resumed, a sharded
-    and merged, and an uninterrupted run.
-    """
-    counts, timing, error_rows = store.compact_parts(
-        run_dir, chunks, run_dir / "predictions.parquet"
-    )
-    factor_cols = ["config_id", "model", "dataset", *FACTORS]
-    summary = configs[factor_cols].merge(summarize(counts, timing), on="config_id")
-    ran_file = run_dir / "variants.json"
-    if ran_file.exists():  # the precision the backend really ran (OpenVINO may fall back)
-        ran = json.loads(ran_file.read_text())
-        summary.insert(
-            summary.columns.get_loc("precision") + 1, "precision_ran", summary.config_id.map(ran)
-        )
-    for k, v in versions().items():
-        summary[f"v_{k}"] = v
-    summary["dataset_hash"] = dataset_hash[:16]
-    store.write_atomic_csv(run_dir / "summary.csv", summary)
-    errors = error_digest(error_rows)
-    store.write_atomic_csv(run_dir / "errors.csv", errors)
-    return summary
-
-
-def error_digest(bad: pd.DataFrame) -> pd.DataFrame:
-    """One row per (sample, stage, reason), with how many configs hit it."""
-    if bad.empty:
-        return pd.DataFrame(columns=["sample_id", "stage", "reason", "n_configs"])
-    g = bad.groupby(["sample_id", "error_stage", "error"], sort=True).size()
-    return (
-        g.rename("n_configs")
-        .reset_index()
-        .rename(columns={"error_stage": "stage", "error": "reason"})
     )
 
 
@@ -171,7 +131,7 @@ def run(
     log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)
     stats = run_sweep(specs, dataset, run_dir, opts)
     chunks = shard_chunks(len(dataset), opts)
-    summary = finalize(run_dir, configs, chunks, dataset.content_hash)
+    summary = finalize(run_dir, configs, chunks, dataset.content_hash, versions())
     if not quiet:
         report_to_terminal(summary, run_dir, stats)
     if cfg.get("report") and opts.shard_count == 1:

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalharness.app import finalize
 from evalharness.sweep import store
-from evalharness.sweep.engine import SweepOptions, shard_chunks, stable_hash
+from evalharness.sweep.options import SweepOptions, shard_chunks, stable_hash
+from evalharness.sweep.tables import finalize
+
+# Nodes of one cluster may differ in CPU; anything else that differs changes the numbers.
+MAY_DIFFER = {"cpu"}
 
 
 class MergeError(ValueError):
@@ -59,9 +62,28 @@ def check_shards(dirs: list[Path]) -> list[dict]:
     return plans
 
 
+def shard_versions(dirs: list[Path]) -> dict[str, str]:
+    """The library versions the shards ran with (summary.csv's v_* columns), which the
+    merged summary reports; shards that ran different versions are refused."""
+    seen: dict[str, dict[str, Path]] = {}
+    for d in dirs:
+        path = d / "summary.csv"
+        if not path.exists():
+            raise MergeError(f"{d}: no summary.csv; run the shard again to finish it")
+        row = pd.read_csv(path, nrows=1, dtype=str, keep_default_na=False)
+        for col in (c for c in row.columns if c.startswith("v_")):
+            seen.setdefault(col[2:], {}).setdefault(row[col].iloc[0], d)
+    for lib, values in seen.items():
+        if len(values) > 1 and lib not in MAY_DIFFER:
+            where = "; ".join(f"{v!r} in {d}" for v, d in values.items())
+            raise MergeError(f"shards ran different {lib} versions ({where})")
+    return {lib: " | ".join(values) for lib, values in seen.items()}
+
+
 def merge(out: Path, dirs: list[Path]) -> pd.DataFrame:
     dirs = [Path(d) for d in dirs]
     plans = check_shards(dirs)
+    versions = shard_versions(dirs)
     out.mkdir(parents=True, exist_ok=True)
     (out / "parts").mkdir(exist_ok=True)
     for d in dirs:
@@ -79,7 +101,7 @@ def merge(out: Path, dirs: list[Path]) -> pd.DataFrame:
     store.write_atomic_text(out / "plan.json", json.dumps(plan, indent=1))
     configs = pd.read_csv(out / "configs.csv")
     chunks = shard_chunks(plan["n_samples"], SweepOptions(chunk_size=plan["chunk_size"]))
-    return finalize(out, configs, chunks, plan["dataset_hash"])
+    return finalize(out, configs, chunks, plan["dataset_hash"], versions)
 
 
 def main(argv: list[str] | None = None) -> int:

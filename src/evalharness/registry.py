@@ -10,6 +10,9 @@ import difflib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+# The factor groups of a run, in table order (each is a conf/ group and a summary column).
+FACTORS = ("backend", "decoder", "resize", "colour", "norm", "meanstd", "precision")
+
 T = TypeVar("T")
 
 

@@ -9,7 +9,6 @@ own part file before the next starts, so an interruption loses at most one chunk
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -27,6 +26,7 @@ from evalharness.data.dataset import Dataset, Sample
 from evalharness.preprocess.errors import StageError
 from evalharness.preprocess.pipeline import Stage
 from evalharness.sweep import store
+from evalharness.sweep.options import SweepOptions, shard_chunks, stable_hash
 from evalharness.sweep.plan import RunSpec
 
 TOPK = 5
@@ -51,16 +51,6 @@ class Counters:
         return out
 
 
-@dataclass
-class SweepOptions:
-    chunk_size: int = 64
-    batch_size: int = 64
-    cache_dir: str = "~/.cache/evalharness"
-    progress: bool = True
-    shard_index: int = 0
-    shard_count: int = 1
-
-
 class PlanMismatchError(RuntimeError):
     """The run dir holds parts of a different sweep; resuming would mix results."""
 
@@ -81,11 +71,6 @@ def plan_record(specs: list[RunSpec], dataset: Dataset, opts: SweepOptions) -> d
     return body
 
 
-def stable_hash(obj: Any) -> str:
-    """Short content hash of a JSON-able value (key order does not matter)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def check_or_write_plan(run_dir: Path, plan: dict[str, Any]) -> None:
     path = run_dir / "plan.json"
     if path.exists():
@@ -98,11 +83,6 @@ def check_or_write_plan(run_dir: Path, plan: dict[str, Any]) -> None:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     store.write_atomic_text(path, json.dumps(plan, indent=1))
-
-
-def shard_chunks(n_samples: int, opts: SweepOptions) -> list[int]:
-    n_chunks = (n_samples + opts.chunk_size - 1) // opts.chunk_size
-    return [c for c in range(n_chunks) if c % opts.shard_count == opts.shard_index]
 
 
 def input_probe(variant: ModelVariant) -> np.ndarray:

@@ -22,10 +22,9 @@ from evalharness.preprocess.colour import ColourSpec, HostNormSpec
 from evalharness.preprocess.decode import DecodeSpec
 from evalharness.preprocess.pipeline import Stage, build_pipeline
 from evalharness.preprocess.resize import ResizeSpec
-from evalharness.registry import UnknownNameError, unknown_choice_message
+from evalharness.registry import FACTORS, UnknownNameError, unknown_choice_message
 
 # The factors, in the column order every CSV uses.
-FACTORS = ("backend", "decoder", "resize", "colour", "norm", "meanstd", "precision")
 
 # Which precisions each backend can run (on CPU).
 BACKEND_PRECISIONS = {
