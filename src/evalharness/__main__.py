@@ -36,7 +36,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     run_from_hydra(cfg)
 
 
-def launcher_failure_message(exc: BaseException) -> str:
+def multirun_failure_message(exc: BaseException) -> str:
     """One line for a multirun that stopped (its launcher found no Ray cluster, ...)."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return (
@@ -61,7 +61,7 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("EVALHARNESS_DEBUG"):
             raise
-        print(launcher_failure_message(exc), file=sys.stderr)
+        print(multirun_failure_message(exc), file=sys.stderr)
         sys.exit(2)
 
 
