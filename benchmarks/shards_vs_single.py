@@ -19,7 +19,6 @@ Arguments are Hydra overrides added to every run.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import pandas as pd
 from evalharness import PROJECT_ROOT
 
 SHARDS = ["shard.count=2", "shard.index=0,1"]
+LOOPBACK = PROJECT_ROOT / "scripts" / "ray_on_loopback.sh"
 
 
 def timed(cmd: list[str], env: dict | None = None) -> float:
@@ -62,10 +62,8 @@ def ray_available() -> str | None:
         import ray  # noqa: F401
     except ImportError:
         return "ray or hydra-ray-launcher not installed (pip install -e '.[ray]')"
-    probe = subprocess.run(
-        ["unshare", "--net", "--pid", "--fork", "--mount-proc", "true"], capture_output=True
-    )
-    return None if probe.returncode == 0 and shutil.which("ip") else "no network namespace here"
+    check = subprocess.run([str(LOOPBACK), "--check"], capture_output=True, text=True)
+    return None if check.returncode == 0 else check.stdout.strip() or check.stderr.strip()
 
 
 def main(overrides: list[str]) -> None:
@@ -81,9 +79,8 @@ def main(overrides: list[str]) -> None:
         rows.append(("2 shards, joblib", *merged_seconds(tmp, "joblib", [*app, *joblib, *base])))
         why_not = ray_available()
         if why_not is None:
-            script = [str(PROJECT_ROOT / "scripts" / "ray_on_loopback.sh")]
             env = {**os.environ, "PYTHON": sys.executable}
-            launch = [*script, "-m", "hydra/launcher=ray_shards", *base]
+            launch = [str(LOOPBACK), "-m", "hydra/launcher=ray_shards", *base]
             rows.append(("2 shards, ray", *merged_seconds(tmp, "ray", launch, env)))
     print(f"{n} predictions per run; merged predictions equal the single run's in every way")
     print(f"{'way':<18} {'shards s':>9} {'merge s':>8} {'total s':>8} {'single/total':>13}")

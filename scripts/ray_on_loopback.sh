@@ -8,8 +8,18 @@
 # of that leaves the machine, and when the script ends every Ray process it started ends too,
 # so `ray stop` cannot touch a cluster of the user's. On a real cluster, skip this script and
 # pass hydra.launcher.ray.init.address=HEAD:6379 instead.
+# `scripts/ray_on_loopback.sh --check` only says whether such a namespace can be made here
+# (exit 0) or, in one line, why not (exit 3); the test and the benchmark ask it first.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
+if [[ "${1:-}" == "--check" ]]; then
+  for tool in unshare ip; do
+    command -v "$tool" >/dev/null || { echo "needs $tool (util-linux, iproute2)"; exit 3; }
+  done
+  why=$(unshare --net --pid --fork --mount-proc ip link set lo up 2>&1) \
+    || { echo "cannot create a network namespace: ${why:0:200}"; exit 3; }
+  exit 0
+fi
 if [[ -z "${EVALHARNESS_RAY_NAMESPACE:-}" ]]; then
   exec env EVALHARNESS_RAY_NAMESPACE=1 unshare --net --pid --fork --mount-proc bash "$0" "$@"
 fi

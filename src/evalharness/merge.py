@@ -71,6 +71,8 @@ def shard_versions(dirs: list[Path]) -> dict[str, str]:
         if not path.exists():
             raise MergeError(f"{d}: no summary.csv; run the shard again to finish it")
         row = pd.read_csv(path, nrows=1, dtype=str, keep_default_na=False)
+        if row.empty:  # a shard that drew no chunk ran nothing: no versions to report
+            continue
         for col in (c for c in row.columns if c.startswith("v_")):
             seen.setdefault(col[2:], {}).setdefault(row[col].iloc[0], d)
     for lib, values in seen.items():
