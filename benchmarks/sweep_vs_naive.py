@@ -29,8 +29,8 @@ import numpy as np
 from evalharness.compose import resolve
 from evalharness.preprocess.errors import StageError
 from evalharness.preprocess.pipeline import run_pipeline
-from evalharness.sweep.engine import load_sessions, run_sweep
-from evalharness.sweep.options import SweepOptions
+from evalharness.engine.loop import load_sessions, run_sweep
+from evalharness.engine.options import SweepOptions
 
 
 def compose_run(overrides: list[str]):

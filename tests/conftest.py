@@ -27,7 +27,7 @@ def run_in_process(overrides: list[str], out: Path, cfg_edit=None):
     cfg_edit(cfg) may change the composed config first (e.g. a sweep's exclude list).
     """
     from evalharness.app import run
-    from evalharness.sweep.plan import explicit_factors
+    from evalharness.engine.plan import explicit_factors
 
     cfg, choices = compose_config(["progress=false", *overrides])
     if cfg_edit is not None:

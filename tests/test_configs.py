@@ -3,7 +3,7 @@
 import pytest
 
 from evalharness.models.source import ModelSpec
-from evalharness.sweep.plan import FACTORS, PlanError, expand, load_option, option_names
+from evalharness.engine.plan import FACTORS, PlanError, expand, load_option, option_names
 
 from .conftest import compose_config
 

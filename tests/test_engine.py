@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalharness.sweep.engine import PlanMismatchError
+from evalharness.engine.loop import PlanMismatchError
 
 from .conftest import run_in_process
 from .helpers import demo_subset
@@ -75,7 +75,7 @@ def test_memoized_engine_agrees_with_the_plain_pipeline(small_sweep, export_cach
     from evalharness.data.dataset import load_dataset
     from evalharness.models.source import ModelSpec
     from evalharness.preprocess.pipeline import run_pipeline
-    from evalharness.sweep.plan import expand
+    from evalharness.engine.plan import expand
 
     from .conftest import compose_config
 

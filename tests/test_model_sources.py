@@ -8,7 +8,7 @@ from omegaconf import open_dict
 
 from evalharness.backends.export import export_onnx
 from evalharness.models.source import ModelSpec, build_torch_model, clean_state_dict
-from evalharness.sweep.plan import PlanError
+from evalharness.engine.plan import PlanError
 
 from .conftest import compose_config, run_in_process
 

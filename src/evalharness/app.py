@@ -17,10 +17,10 @@ from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.models.source import ModelSpec
 from evalharness.provenance import versions
 from evalharness.registry import UnknownNameError
-from evalharness.sweep import store
-from evalharness.sweep.engine import PlanMismatchError, run_sweep
-from evalharness.sweep.options import SweepOptions, shard_chunks
-from evalharness.sweep.plan import (
+from evalharness.engine import store
+from evalharness.engine.loop import PlanMismatchError, run_sweep
+from evalharness.engine.options import SweepOptions, shard_chunks
+from evalharness.engine.plan import (
     FACTORS,
     PlanError,
     RunSpec,
@@ -28,7 +28,7 @@ from evalharness.sweep.plan import (
     expand,
     explicit_factors,
 )
-from evalharness.sweep.tables import finalize
+from evalharness.engine.tables import finalize
 
 log = logging.getLogger("evalharness")
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from evalharness.analysis.paired import bootstrap_indices, compare_pair
 from evalharness.analysis.stats import wilson_interval
-from evalharness.sweep.plan import FACTORS
+from evalharness.engine.plan import FACTORS
 
 ACCURACY_NAMES = ("top1", "accuracy", "acc", "top1_acc")
 

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, open_dict
 from evalharness import CONF_DIR
 from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.models.source import ModelSpec
-from evalharness.sweep.plan import FACTORS, RunSpec, apply_model_card, expand, explicit_factors
+from evalharness.engine.plan import FACTORS, RunSpec, apply_model_card, expand, explicit_factors
 
 
 def compose_config(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:

@@ -31,7 +31,7 @@ from evalharness.analysis.paired import bootstrap_indices, compare_pair, holm
 from evalharness.analysis.reproduce import configs_matching
 from evalharness.analysis.results import RunResults
 from evalharness.rundir import evaluate_on_demand, reference_config, run_dataset
-from evalharness.sweep.plan import FACTORS
+from evalharness.engine.plan import FACTORS
 
 
 class ExplainError(ValueError):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalharness.sweep import store
-from evalharness.sweep.options import SweepOptions, shard_chunks, stable_hash
-from evalharness.sweep.tables import finalize
+from evalharness.engine import store
+from evalharness.engine.options import SweepOptions, shard_chunks, stable_hash
+from evalharness.engine.tables import finalize
 
 # Nodes of one cluster may differ in CPU; anything else that differs changes the numbers.
 MAY_DIFFER = {"cpu"}

@@ -26,7 +26,7 @@ from evalharness.compose import resolve
 from evalharness.data.dataset import spread
 from evalharness.preprocess.errors import StageError
 from evalharness.preprocess.pipeline import Stage
-from evalharness.sweep.plan import RunSpec
+from evalharness.engine.plan import RunSpec
 
 
 def stage_outputs(stages: tuple[Stage, ...], path: Path) -> list[np.ndarray | str]:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from evalharness.analysis.results import RunResults
 from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.models.source import ModelSpec
-from evalharness.sweep.plan import FACTORS, RunSpec, expand
+from evalharness.engine.plan import FACTORS, RunSpec, expand
 
 
 def run_choices(run_dir: Path) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalharness.sweep.plan import FACTORS
+from evalharness.engine.plan import FACTORS
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pandas as pd
 
 from evalharness.analysis.metrics import summarize
 from evalharness.registry import FACTORS
-from evalharness.sweep import store
+from evalharness.engine import store
 
 
 def finalize(

@@ -25,9 +25,9 @@ from evalharness.backends.base import BACKENDS, ModelVariant, Session
 from evalharness.data.dataset import Dataset, Sample
 from evalharness.preprocess.errors import StageError
 from evalharness.preprocess.pipeline import Stage
-from evalharness.sweep import store
-from evalharness.sweep.options import SweepOptions, shard_chunks, stable_hash
-from evalharness.sweep.plan import RunSpec
+from evalharness.engine import store
+from evalharness.engine.options import SweepOptions, shard_chunks, stable_hash
+from evalharness.engine.plan import RunSpec
 
 TOPK = 5
 
