@@ -1,4 +1,5 @@
-"""The Hydra job: resolve the config into run specs, run the engine, write the tables."""
+"""The Hydra job: resolve the config into run specs, claim the run dir, run the engine,
+write the tables."""
 
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from evalharness.backends.base import MissingRuntimeError
 from evalharness.data.dataset import Dataset, load_dataset
-from evalharness.models.source import ModelSpec
-from evalharness.provenance import versions
-from evalharness.registry import UnknownNameError
-from evalharness.engine import store
-from evalharness.engine.loop import PlanMismatchError, run_sweep
-from evalharness.engine.options import SweepOptions, shard_chunks
+from evalharness.engine.claim import PlanMismatchError, RunDirBusyError, claim
+from evalharness.engine.loop import plan_record, run_sweep
+from evalharness.engine.options import SweepOptions, positive_int, shard_chunks
 from evalharness.engine.plan import (
     FACTORS,
     PlanError,
@@ -28,9 +27,21 @@ from evalharness.engine.plan import (
     expand,
     explicit_factors,
 )
-from evalharness.engine.tables import finalize
+from evalharness.engine.tables import finalize, summary_factors
+from evalharness.models.source import ModelSpec
+from evalharness.provenance import versions
+from evalharness.registry import UnknownNameError
+from evalharness.tasks.base import Task, get_task
 
 log = logging.getLogger("evalharness")
+
+
+def factor_columns(specs: list[RunSpec]) -> list[str]:
+    """FACTORS, then any swept settings (limit_side_len, ...), in first-seen order."""
+    cols = list(FACTORS)
+    for s in specs:
+        cols += [k for k, _ in s.factors if k not in cols]
+    return cols
 
 
 def configs_table(specs: list[RunSpec], model: ModelSpec, dataset: Dataset) -> pd.DataFrame:
@@ -42,39 +53,55 @@ def configs_table(specs: list[RunSpec], model: ModelSpec, dataset: Dataset) -> p
             "dataset": dataset.name,
         }
         row.update(s.factor_dict)
+        row["reference"] = s.is_reference
         for stage in s.stages:
             row.update(stage.describe())
         row["variant.placement"] = s.variant.placement
         row["variant.precision"] = s.variant.precision
+        row["variant.device"] = s.variant.device
+        row["variant.options"] = json.dumps(dict(s.variant.options), default=str)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def sweep_options(cfg: DictConfig) -> SweepOptions:
     shard = cfg.get("shard") or {}
+    # A model may ask for its own batch: large activations at batch 64 fall out of cache
+    # (EfficientNet-Lite0 on torch: 38 ms/image at batch 1, 100 ms at batch 64).
+    batch = cfg.model.get("batch_size") or cfg.batch_size
     return SweepOptions(
-        chunk_size=int(cfg.chunk_size),
-        # A model may ask for its own batch: large activations at batch 64 fall out of cache
-        # (EfficientNet-Lite0 on torch: 38 ms/image at batch 1, 100 ms at batch 64).
-        batch_size=int(cfg.model.get("batch_size") or cfg.batch_size),
+        chunk_size=cfg.chunk_size,
+        batch_size=batch,
         cache_dir=str(cfg.cache_dir),
         progress=bool(cfg.progress),
-        shard_index=int(shard.get("index", 0)),
-        shard_count=int(shard.get("count", 1)),
+        shard_index=shard.get("index", 0),
+        shard_count=shard.get("count", 1),
     )
 
 
-def terminal_table(summary: pd.DataFrame, max_rows: int = 40) -> str:
-    varying = [f for f in FACTORS if summary[f].nunique() > 1] or ["backend"]
+def check_settings(cfg: DictConfig) -> None:
+    """Numbers a config cannot run with, named at composition time (rc 2, one line)."""
+    positive_int("threads", cfg.threads)
+
+
+def terminal_table(summary: pd.DataFrame, task: Task, max_rows: int = 40) -> str:
+    factors = summary_factors(summary)
+    varying = [f for f in factors if summary[f].nunique() > 1] or ["backend"]
     t = summary[varying].copy()
-    t["top1 [95% CI]"] = [
-        f"{a:6.2f} [{lo:5.2f}, {hi:5.2f}]"
-        for a, lo, hi in zip(summary.top1, summary.top1_lo, summary.top1_hi, strict=True)
-    ]
-    t["top5"] = summary.top5.map(lambda v: f"{v:6.2f}")
+    m = task.metric
+    if f"{m}_lo" in summary:
+        t[f"{m} [95% CI]"] = [
+            f"{a:6.2f} [{lo:5.2f}, {hi:5.2f}]"
+            for a, lo, hi in zip(summary[m], summary[f"{m}_lo"], summary[f"{m}_hi"], strict=True)
+        ]
+    for col in task.metric_columns:
+        if col != m and not col.endswith(("_lo", "_hi")):
+            t[col] = summary[col].map(lambda v: f"{v:6.2f}")
+    t["agree_ref"] = summary.agree_ref.map(lambda v: f"{v:6.2f}")
     t["errors"] = summary.n_errors
     t["img/s"] = summary.images_per_s.map(lambda v: f"{v:7.0f}")
-    t = t.iloc[summary.top1.sort_values(ascending=False, kind="stable").index]
+    t.insert(0, "", summary.reference.map(lambda r: "ref" if r else ""))
+    t = t.iloc[summary[m].sort_values(ascending=False, kind="stable").index]
     text = t.head(max_rows).to_string(index=False)
     if len(t) > max_rows:
         text += f"\n... {len(t) - max_rows} more rows in summary.csv"
@@ -83,7 +110,15 @@ def terminal_table(summary: pd.DataFrame, max_rows: int = 40) -> str:
 
 # Mistakes in what the user asked for: one line on stderr, exit code 2, no traceback.
 # EVALHARNESS_DEBUG=1 re-raises them for a full trace.
-USER_ERRORS = (FileNotFoundError, PlanError, PlanMismatchError, UnknownNameError, ValueError)
+USER_ERRORS = (
+    FileNotFoundError,
+    PlanError,
+    PlanMismatchError,
+    RunDirBusyError,
+    UnknownNameError,
+    MissingRuntimeError,
+    ValueError,
+)
 
 
 def run_from_hydra(cfg: DictConfig) -> pd.DataFrame | None:
@@ -97,6 +132,30 @@ def run_from_hydra(cfg: DictConfig) -> pd.DataFrame | None:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # a full disk, a read-only run dir: what and where, not a trace
+        if os.environ.get("EVALHARNESS_DEBUG"):
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        sys.exit(2)
+
+
+def prepare(cfg: DictConfig, choices: dict[str, str], explicit: set[str] | None = None):
+    """Everything a run needs, checked, before anything is written: specs, dataset, task."""
+    choices = apply_model_card(cfg, choices, explicit or set())
+    check_settings(cfg)
+    opts = sweep_options(cfg)
+    model = ModelSpec.from_config(cfg.model)
+    dataset = load_dataset(cfg.dataset)
+    task = get_task(model.task)
+    if dataset.task != model.task:
+        raise ValueError(
+            f"model '{model.name}' is a {model.task} model, dataset '{dataset.name}' is a "
+            f"{dataset.task} dataset"
+        )
+    task.check_dataset(dataset, model)
+    specs = expand(cfg, choices, model)
+    return choices, model, dataset, task, specs, opts
 
 
 def run(
@@ -109,40 +168,39 @@ def run(
     """Evaluate the config (or the sweep it names) into run_dir.
 
     `choices` names the option of each factor group; `explicit` the factors the user chose
-    (the others take the model card's reference).
+    (the others take the model card's reference). The run dir is locked and checked before
+    anything is written in it: a refused run leaves it as it was.
     """
-    choices = apply_model_card(cfg, choices, explicit or set())
-    model = ModelSpec.from_config(cfg.model)
-    dataset = load_dataset(cfg.dataset)
-    if model.num_classes != len(dataset.classes):
-        raise ValueError(
-            f"model '{model.name}' has {model.num_classes} classes, dataset '{dataset.name}' "
-            f"has {len(dataset.classes)}"
-        )
-    specs = expand(cfg, choices, model)
-    opts = sweep_options(cfg)
+    choices, model, dataset, task, specs, opts = prepare(cfg, choices, explicit)
     configs = configs_table(specs, model, dataset)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # The resolved config and the option names, so analysis can re-create any config later
-    # (on-demand evaluation) without Hydra's own files.
-    store.write_atomic_text(run_dir / "run_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    store.write_atomic_text(run_dir / "choices.json", json.dumps(choices, indent=1))
-    store.write_atomic_csv(run_dir / "configs.csv", configs)
-    log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)
-    stats = run_sweep(specs, dataset, run_dir, opts)
-    chunks = shard_chunks(len(dataset), opts)
-    summary = finalize(run_dir, configs, chunks, dataset.content_hash, versions())
+    plan = plan_record(specs, dataset, opts)
+    columns = factor_columns(specs)
+    files = {
+        # The resolved config and the option names, so analysis can re-create any config
+        # later (on-demand evaluation) without Hydra's own files.
+        "run_config.yaml": OmegaConf.to_yaml(cfg, resolve=True),
+        "choices.json": json.dumps(choices, indent=1),
+        "configs.csv": configs.to_csv(index=False),
+    }
+    with claim(Path(run_dir), plan, files):
+        log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)
+        stats = run_sweep(specs, dataset, Path(run_dir), opts, task)
+        chunks = shard_chunks(len(dataset), opts)
+        summary = finalize(
+            Path(run_dir), configs, chunks, dataset.content_hash, versions(), task, columns,
+            dataset, dataset.hash_mode,
+        )  # fmt: skip
     if not quiet:
-        report_to_terminal(summary, run_dir, stats)
+        report_to_terminal(summary, Path(run_dir), stats, task)
     if cfg.get("report") and opts.shard_count == 1:
         from evalharness.report.build import write_report
 
-        print(f"report: {write_report(run_dir)}")
+        print(f"report: {write_report(Path(run_dir))}")
     return summary
 
 
-def report_to_terminal(summary: pd.DataFrame, run_dir: Path, stats: dict) -> None:
-    print(terminal_table(summary))
+def report_to_terminal(summary: pd.DataFrame, run_dir: Path, stats: dict, task: Task) -> None:
+    print(terminal_table(summary, task))
     n_err = int(summary.n_errors.sum())
     if n_err:
         errors = pd.read_csv(run_dir / "errors.csv")

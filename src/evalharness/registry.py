@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 # The factor groups of a run, in table order (each is a conf/ group and a summary column).
-FACTORS = ("backend", "decoder", "resize", "colour", "norm", "meanstd", "precision")
+FACTORS = ("backend", "device", "decoder", "resize", "colour", "norm", "meanstd", "precision")
 
 T = TypeVar("T")
 

@@ -1,4 +1,8 @@
-"""Inference backends; importing this package registers all three."""
+"""Inference backends; importing this package registers every backend.
+
+Backend modules are light: each imports its runtime inside `load()`, so registering a
+backend whose optional runtime is absent costs nothing and breaks only configs that use it.
+"""
 
 from evalharness.backends import onnxruntime_backend, openvino_backend, torch_backend  # noqa: F401
 from evalharness.backends.base import BACKENDS

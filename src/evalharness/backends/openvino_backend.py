@@ -1,25 +1,29 @@
-"""OpenVINO CPU plugin, reading the project's ONNX export.
+"""OpenVINO, reading the project's ONNX export, the user's ONNX file or an IR.
 
 `ov_ppp` placement builds the input side with OpenVINO's PrePostProcessor: the host sends
 uint8 NHWC pixels and the compiled model converts to f32, transposes to NCHW and applies
 mean/scale itself. The inference precision is always set explicitly: on CPUs with bf16 or
-AMX support OpenVINO otherwise silently runs in bf16.
+AMX support OpenVINO otherwise silently runs in bf16. A model with a fixed batch of 1 is
+reshaped to a dynamic batch when OpenVINO allows it (the session notes say so).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import openvino as ov
-from openvino.preprocess import PrePostProcessor
 
-from evalharness.backends.base import BACKENDS, ModelVariant
+from evalharness.backends.base import BACKENDS, Capabilities, IOInfo, ModelVariant
 from evalharness.backends.export import export_onnx, with_graph_normalization
 
 _HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
-_EFFECTIVE = {str(ov.Type.f32): "fp32", str(ov.Type.f16): "fp16", str(ov.Type.bf16): "bf16"}
+_EFFECTIVE = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
+# device values of the sweep -> OpenVINO device strings (variant option `ov_device` wins)
+_DEVICES = {"cpu": "CPU", "gpu": "GPU"}
 
 
-def add_ppp_normalization(model: ov.Model, mean, std) -> ov.Model:
+def add_ppp_normalization(model, mean, std):
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
     ppp = PrePostProcessor(model)
     inp = ppp.input()
     inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
@@ -30,31 +34,81 @@ def add_ppp_normalization(model: ov.Model, mean, std) -> ov.Model:
     return ppp.build()
 
 
-class OpenVinoSession:
-    def __init__(self, compiled: ov.CompiledModel) -> None:
-        self.request = compiled.create_infer_request()
-        # What the plugin actually runs: a CPU without f16/bf16 support silently runs f32.
-        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
-        self.effective_precision = _EFFECTIVE.get(str(hint), str(hint))
+def _shape(partial) -> tuple[int | None, ...]:
+    return tuple(d.get_length() if d.is_static else None for d in partial)
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        out = self.request.infer({0: batch})
-        return np.asarray(next(iter(out.values())), dtype=np.float32)
+
+def free_fixed_batch(model) -> str | None:
+    """Make a fixed batch of 1 dynamic when OpenVINO can; a note saying what happened."""
+    import openvino as ov
+
+    inp = model.inputs[0]
+    shape = inp.get_partial_shape()
+    if shape.rank.is_dynamic or not shape[0].is_static or shape[0].get_length() != 1:
+        return None
+    new = ov.PartialShape([ov.Dimension(), *list(shape)[1:]])
+    try:
+        model.reshape({inp.get_any_name(): new})
+    except Exception:  # reshape-unfriendly graph: run it one image at a time
+        return "fixed batch 1: one image at a time (the model cannot be reshaped)"
+    return "fixed batch 1 reshaped to a dynamic batch"
+
+
+class OpenVinoSession:
+    def __init__(self, compiled, notes: tuple[str, ...]) -> None:
+        self.request = compiled.create_infer_request()
+        inp = compiled.inputs[0]
+        self.input = IOInfo(inp.get_any_name(), _shape(inp.get_partial_shape()))
+        self.output_names = []
+        for i, out in enumerate(compiled.outputs):
+            try:
+                self.output_names.append(out.get_any_name())
+            except RuntimeError:  # an output without a tensor name
+                self.output_names.append(f"output{i}")
+        # What the plugin actually runs: a CPU without f16/bf16 support silently runs f32.
+        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.precision_ran = _EFFECTIVE.get(hint, hint)
+        self.notes = notes
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        res = self.request.infer({0: batch})
+        out = {}
+        for name, value in zip(self.output_names, res.values(), strict=True):
+            a = np.asarray(value)
+            out[name] = a.astype(np.float32, copy=False) if a.dtype.kind == "f" else a.copy()
+        return out
 
 
 @BACKENDS.register("openvino")
 class OpenVinoBackend:
     name = "openvino"
+    capabilities = Capabilities(
+        sources=("torch", "torchvision", "onnx", "openvino"),
+        placements=("host", "graph", "ov_ppp"),
+        precisions=("fp32", "fp16", "bf16"),
+        layouts=("NCHW", "NHWC"),
+        devices=("cpu", "gpu"),
+        requires=("openvino",),
+    )
 
     def load(self, variant: ModelVariant, cache_dir: str) -> OpenVinoSession:
+        import openvino as ov
+
         core = ov.Core()
         if variant.model.source == "openvino":  # an IR: read as it is
+            if variant.placement == "graph":
+                raise ValueError("norm 'graph' needs an ONNX or torch model, not an IR")
             path = variant.model.weights
         else:
             path = export_onnx(variant.model, cache_dir)
             if variant.placement == "graph":
-                path = with_graph_normalization(path, variant.mean, variant.std)
-        model = core.read_model(str(path))
+                path = with_graph_normalization(path, cache_dir, variant.mean, variant.std)
+        try:
+            model = core.read_model(str(path))
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            raise ValueError(f"OpenVINO cannot read {path}: {first}") from None
+        note = free_fixed_batch(model)
         if variant.placement == "ov_ppp":
             model = add_ppp_normalization(model, variant.mean, variant.std)
         config = {
@@ -62,7 +116,11 @@ class OpenVinoBackend:
             "INFERENCE_NUM_THREADS": variant.threads,
             "NUM_STREAMS": 1,
         }
-        return OpenVinoSession(core.compile_model(model, "CPU", config))
+        device = variant.option("ov_device") or _DEVICES.get(variant.device, variant.device)
+        compiled = core.compile_model(model, device, config)
+        return OpenVinoSession(compiled, (note,) if note else ())
 
     def versions(self) -> dict[str, str]:
+        import openvino as ov
+
         return {"openvino": ov.get_version()}

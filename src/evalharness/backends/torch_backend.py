@@ -1,4 +1,4 @@
-"""PyTorch eager on CPU. Graph placement wraps the module with a normalizing front."""
+"""PyTorch eager. Graph placement wraps the module with a normalizing front."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from evalharness.backends.base import BACKENDS, ModelVariant
+from evalharness.backends.base import BACKENDS, Capabilities, IOInfo, ModelVariant
+from evalharness.backends.export import torch_output_names
 from evalharness.models.source import build_torch_model
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -24,29 +25,59 @@ class RawPixelNormalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-class TorchSession:
-    def __init__(self, module: nn.Module, dtype: torch.dtype) -> None:
-        self.module, self.dtype = module, dtype
+def _as_list(out) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        return list(out.values())
+    return list(out)
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+
+class TorchSession:
+    def __init__(self, module: nn.Module, variant: ModelVariant) -> None:
+        self.module = module
+        self.dtype = _DTYPES[variant.precision]
+        self.device = torch.device(variant.device)
+        self.names = torch_output_names(variant.model)
+        hw = variant.model.input_hw
+        self.input = IOInfo("input", (None, 3, *(hw or (None, None))))
+        self.precision_ran = variant.precision
+        self.notes: tuple[str, ...] = ()
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            out = self.module(torch.from_numpy(batch).to(self.dtype))
-        return out.float().numpy()
+            x = torch.from_numpy(batch).to(self.device, self.dtype)
+            outs = _as_list(self.module(x))
+        if len(outs) != len(self.names):
+            raise ValueError(
+                f"the torch module returned {len(outs)} outputs; the model config names "
+                f"{len(self.names)} ({', '.join(self.names)})"
+            )
+        return {n: o.float().cpu().numpy() for n, o in zip(self.names, outs, strict=True)}
 
 
 @BACKENDS.register("torch")
 class TorchBackend:
     name = "torch"
+    capabilities = Capabilities(
+        sources=("torch", "torchvision"),
+        placements=("host", "graph"),
+        precisions=("fp32", "bf16", "fp16"),
+        devices=("cpu", "cuda"),
+    )
 
     def load(self, variant: ModelVariant, cache_dir: str) -> TorchSession:
-        if variant.placement == "ov_ppp":
-            raise ValueError("norm placement 'ov_ppp' exists only on backend 'openvino'")
+        if variant.device == "cpu" and variant.precision == "fp16":
+            raise ValueError("precision 'fp16' on torch needs device=cuda (CPU fp16 is emulated)")
+        if variant.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda': torch sees no CUDA GPU on this machine")
         torch.set_num_threads(variant.threads)
         module = build_torch_model(variant.model)
         if variant.placement == "graph":
             module = nn.Sequential(RawPixelNormalize(variant.mean, variant.std), module)
         dtype = _DTYPES[variant.precision]
-        return TorchSession(module.to(dtype).eval(), dtype)
+        module = module.to(device=variant.device, dtype=dtype).eval()
+        return TorchSession(module, variant)
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}

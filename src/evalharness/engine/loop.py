@@ -5,6 +5,9 @@ For each chunk, a config's host pipeline is a tuple of stages; the memo maps a s
 and a host tensor shared by three backends is stacked once. The memo lives for one chunk
 only: memory stays bounded whatever the dataset size. Each finished chunk is written as its
 own part file before the next starts, so an interruption loses at most one chunk.
+
+The loop knows nothing of labels or metrics: the task (tasks/base.py) turns each batch's
+named outputs, with the Geometry every sample's pixels went through, into prediction rows.
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from evalharness.backends.base import BACKENDS, ModelVariant, Session
+from evalharness.backends import BACKENDS
+from evalharness.backends.base import ModelVariant, Session
 from evalharness.data.dataset import Dataset, Sample
-from evalharness.preprocess.errors import StageError
-from evalharness.preprocess.pipeline import Stage
 from evalharness.engine import store
 from evalharness.engine.options import SweepOptions, shard_chunks, stable_hash
 from evalharness.engine.plan import RunSpec
-
-TOPK = 5
+from evalharness.preprocess.errors import StageError
+from evalharness.preprocess.geometry import Frame
+from evalharness.preprocess.pipeline import Stage
+from evalharness.tasks.base import Task
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,6 @@ class Counters:
         return out
 
 
-class PlanMismatchError(RuntimeError):
-    """The run dir holds parts of a different sweep; resuming would mix results."""
-
-
 def plan_record(specs: list[RunSpec], dataset: Dataset, opts: SweepOptions) -> dict[str, Any]:
     ids = [s.config_id for s in specs]
     body: dict[str, Any] = dict(
@@ -71,45 +71,44 @@ def plan_record(specs: list[RunSpec], dataset: Dataset, opts: SweepOptions) -> d
     return body
 
 
-def check_or_write_plan(run_dir: Path, plan: dict[str, Any]) -> None:
-    path = run_dir / "plan.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old.get("plan_hash") != plan["plan_hash"]:
-            raise PlanMismatchError(
-                f"{run_dir} holds results of a different sweep (plan {old.get('plan_hash')}, "
-                f"this one {plan['plan_hash']}); choose another hydra.run.dir"
-            )
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    store.write_atomic_text(path, json.dumps(plan, indent=1))
-
-
-def input_probe(variant: ModelVariant) -> np.ndarray:
-    s = variant.model.input_size
+def input_probe(variant: ModelVariant, session: Session) -> np.ndarray:
+    """A one-sample zero input of the shape the session takes (64 px where it is free)."""
+    hw = variant.model.input_hw or (64, 64)
+    batch = session.input.fixed_batch or 1
     if variant.placement == "ov_ppp":
-        return np.zeros((1, s, s, 3), np.uint8)
-    return np.zeros((1, 3, s, s), np.float32)
+        return np.zeros((batch, *hw, 3), np.uint8)
+    return np.zeros((batch, 3, *hw), np.float32)
 
 
 def load_sessions(
-    specs: list[RunSpec], n_classes: int, cache_dir: str
+    specs: list[RunSpec], task: Task, dataset: Dataset, cache_dir: str
 ) -> dict[ModelVariant, Session]:
-    """Build every variant once; a wrong output width fails here, before any sample is read."""
+    """Build every variant once; a wrong output fails here, before any sample is read."""
     sessions: dict[ModelVariant, Session] = {}
     for spec in specs:
         v = spec.variant
         if v in sessions:
             continue
         session = BACKENDS.get(v.backend)().load(v, cache_dir)
-        out = session.infer(input_probe(v))
-        if out.ndim != 2 or out.shape[1] != n_classes:
-            raise ValueError(
-                f"model '{v.model.name}' on {v.backend} outputs shape {tuple(out.shape)}, "
-                f"but dataset has {n_classes} classes"
-            )
+        task.check_outputs(session.infer(input_probe(v, session)), v.model, dataset)
         sessions[v] = session
     return sessions
+
+
+def infer_batched(session: Session, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    """Run x through the session in batches; a model with a fixed batch gets exactly that
+    many at a time (the last batch padded with copies, their outputs dropped)."""
+    fixed = session.input.fixed_batch
+    step = fixed or batch_size
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    for b in range(0, len(x), step):
+        xb = x[b : b + step]
+        n = len(xb)
+        if fixed and n < fixed:
+            xb = np.concatenate([xb, np.repeat(xb[-1:], fixed - n, axis=0)])
+        for name, arr in session.infer(xb).items():
+            parts[name].append(arr[:n])
+    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 class StageProgress:
@@ -128,17 +127,18 @@ class ChunkEvaluator:
     def __init__(
         self,
         samples: list[Sample],
+        task: Task,
         counters: Counters,
         batch_size: int,
         on_stage: Callable[[str], None] = lambda stage: None,
     ) -> None:
         self.samples = samples
+        self.task = task
         self.counters = counters
         self.batch_size = batch_size
         self.on_stage = on_stage  # told which stage runs now (the progress bar shows it)
         self.memo: dict[tuple[Stage, ...], list[Any]] = {}
         self.prefix_seconds: dict[tuple[Stage, ...], float] = {}
-        self.batches: dict[tuple[Stage, ...], tuple[np.ndarray | None, list[int]]] = {}
 
     def outputs(self, prefix: tuple[Stage, ...]) -> list[Any]:
         if prefix in self.memo:
@@ -169,88 +169,63 @@ class ChunkEvaluator:
         except Exception as e:  # a library bug on one odd file must not end the sweep
             return Failure(stage.kind, f"{type(e).__name__}: {e}")
 
-    def host_batch(self, stages: tuple[Stage, ...]) -> tuple[np.ndarray | None, list[int]]:
-        if stages not in self.batches:
-            outs = self.outputs(stages)
-            ok = [i for i, x in enumerate(outs) if not isinstance(x, Failure)]
-            batch = np.stack([outs[i] for i in ok]) if ok else None
-            self.batches[stages] = (batch, ok)
-        return self.batches[stages]
+    def shape_groups(self, stages: tuple[Stage, ...]) -> list[list[int]]:
+        """Indices of the samples that reached the end, grouped by host tensor shape (a
+        policy such as limit_min gives every image its own size), in sample order."""
+        groups: dict[tuple, list[int]] = {}
+        for i, x in enumerate(self.outputs(stages)):
+            if not isinstance(x, Failure):
+                groups.setdefault((x.pixels.shape, x.pixels.dtype.str), []).append(i)
+        return list(groups.values())
 
     def evaluate(self, spec: RunSpec, session: Session) -> tuple[pd.DataFrame, float]:
         """Rows for one config on this chunk, and the seconds its pipeline took standalone."""
-        batch, ok = self.host_batch(spec.stages)
+        final = self.outputs(spec.stages)
+        records: list[dict[str, Any] | None] = [None] * len(self.samples)
         self.on_stage(f"infer {spec.variant.backend}")
-        t0 = time.perf_counter()
-        logits = None
-        if batch is not None:
-            parts = []
-            for b in range(0, len(batch), self.batch_size):
-                parts.append(session.infer(batch[b : b + self.batch_size]))
-                self.counters.calls["infer_batch"] += 1
-            logits = np.concatenate(parts)
-            self.counters.calls["infer_sample"] += len(batch)
-        infer_s = time.perf_counter() - t0
+        infer_s = post_s = 0.0
+        for group in self.shape_groups(spec.stages):
+            frames: list[Frame] = [final[i] for i in group]
+            t0 = time.perf_counter()
+            raw = infer_batched(session, np.stack([f.pixels for f in frames]), self.batch_size)
+            t1 = time.perf_counter()
+            self.counters.calls["infer_sample"] += len(group)
+            outputs = self.task.read_outputs(raw, spec.variant.model)
+            preds = self.task.predict(outputs, frames, [self.samples[i] for i in group])
+            post_s += time.perf_counter() - t1
+            infer_s += t1 - t0
+            for i, rec in zip(group, preds, strict=True):
+                records[i] = rec
         self.counters.seconds["infer"] += infer_s
-        standalone = infer_s + sum(
+        self.counters.seconds["postprocess"] += post_s
+        standalone = infer_s + post_s + sum(
             self.prefix_seconds.get(spec.stages[: k + 1], 0.0) for k in range(len(spec.stages))
         )
-        return self._rows(spec, logits, ok), standalone
+        return self._rows(spec, final, records), standalone
 
-    def _rows(self, spec: RunSpec, logits: np.ndarray | None, ok: list[int]) -> pd.DataFrame:
-        n = len(self.samples)
-        labels = np.array([s.label for s in self.samples], dtype=np.int64)
-        top = np.full((n, TOPK), -1, dtype=np.int64)
-        label_logit = np.full(n, np.nan, dtype=np.float32)
-        top1_prob = np.full(n, np.nan, dtype=np.float32)
-        err_stage: list[str | None] = [None] * n
-        err: list[str | None] = [None] * n
-        final = self.memo[spec.stages]
-        for i, x in enumerate(final):
+    def _rows(self, spec: RunSpec, final: list[Any], records: list) -> pd.DataFrame:
+        rows = []
+        for s, x, rec in zip(self.samples, final, records, strict=True):
             if isinstance(x, Failure):
-                err_stage[i], err[i] = x.stage, x.reason
-        if logits is not None:
-            finite = np.isfinite(logits).all(axis=1)
-            # Stable sort on -logits: ties go to the lower class index, on every backend.
-            order = np.argsort(-logits, axis=1, kind="stable")[:, :TOPK]
-            z = logits - logits.max(axis=1, keepdims=True)
-            probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-            for j, i in enumerate(ok):
-                if not finite[j]:
-                    err_stage[i], err[i] = "infer", "non-finite model output"
-                    self.counters.calls["nonfinite_output"] += 1
-                    continue
-                top[i] = order[j]
-                top1_prob[i] = probs[j, order[j, 0]]
-                if labels[i] >= 0:
-                    label_logit[i] = logits[j, labels[i]]
-        correct1 = (top[:, 0] == labels) & (labels >= 0)
-        correct5 = (top == labels[:, None]).any(axis=1) & (labels >= 0)
-        return pd.DataFrame(
-            dict(
-                sample_index=np.array([s.index for s in self.samples], dtype=np.int64),
-                sample_id=[s.sample_id for s in self.samples],
-                config_id=spec.config_id,
-                label=labels,
-                pred=top[:, 0],
-                correct1=correct1,
-                correct5=correct5,
-                top5=[list(map(int, r)) for r in top],
-                label_logit=label_logit,
-                top1_prob=top1_prob,
-                error_stage=err_stage,
-                error=err,
-            )
-        )
+                rec = dict(self.task.failed(s), error_stage=x.stage, error=x.reason)
+            elif "error_stage" in rec:  # the task refused the output (non-finite, ...)
+                self.counters.calls["nonfinite_output"] += 1
+            row = dict(sample_index=s.index, sample_id=s.sample_id, config_id=spec.config_id)
+            row.update(error_stage=None, error=None)
+            row.update(rec)
+            rows.append(row)
+        return pd.DataFrame(rows)
 
 
 def run_sweep(
-    specs: list[RunSpec], dataset: Dataset, run_dir: Path, opts: SweepOptions
+    specs: list[RunSpec], dataset: Dataset, run_dir: Path, opts: SweepOptions, task: Task
 ) -> dict[str, Any]:
-    """Evaluate every config on every sample of this shard; returns the stats written."""
+    """Evaluate every config on every sample of this shard; returns the stats written.
+
+    The caller has checked (and written) the run dir's plan: see engine/rundir_lock.py.
+    """
     run_dir = Path(run_dir)
     plan = plan_record(specs, dataset, opts)
-    check_or_write_plan(run_dir, plan)
     chunks = shard_chunks(len(dataset), opts)
     done = store.done_chunks(run_dir)
     todo = [c for c in chunks if c not in done]
@@ -258,11 +233,14 @@ def run_sweep(
     t_start = time.perf_counter()
     if todo:
         t0 = time.perf_counter()
-        sessions = load_sessions(specs, len(dataset.classes), opts.cache_dir)
+        sessions = load_sessions(specs, task, dataset, opts.cache_dir)
         counters.seconds["load"] += time.perf_counter() - t0
         counters.calls["variant_load"] = len(sessions)
         ran = {
-            s.config_id: getattr(sessions[s.variant], "effective_precision", s.variant.precision)
+            s.config_id: dict(
+                precision_ran=sessions[s.variant].precision_ran,
+                notes=list(sessions[s.variant].notes),
+            )
             for s in specs
         }
         store.write_atomic_text(run_dir / "variants.json", json.dumps(ran, indent=1))
@@ -278,7 +256,7 @@ def run_sweep(
         for c in todo:
             samples = _chunk(dataset, c, opts)
             progress.chunk = c
-            ev = ChunkEvaluator(samples, counters, opts.batch_size, progress)
+            ev = ChunkEvaluator(samples, task, counters, opts.batch_size, progress)
             frames, timing = [], {}
             for spec in specs:
                 progress.config = f"{spec.variant.backend} {_label(spec)}"
@@ -286,7 +264,7 @@ def run_sweep(
                 frames.append(rows)
                 timing[spec.config_id] = seconds
                 bar.update(len(samples))
-            store.write_part(run_dir, c, pd.concat(frames, ignore_index=True), timing)
+            store.write_part(run_dir, c, pd.concat(frames, ignore_index=True), timing, task)
         bar.close()
     stats = dict(
         plan_hash=plan["plan_hash"],

@@ -1,5 +1,9 @@
 """How a sweep is cut: chunk and batch sizes, the shard this process runs, and the hash
-that names a plan. Light on purpose: `merge` uses it without loading any backend."""
+that names a plan. Light on purpose: `merge` uses it without loading any backend.
+
+Every numeric setting is checked here, when the config is composed: a wrong value is one
+line naming the setting, never a silent empty run or a traceback later.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,24 @@ class SweepOptions:
     progress: bool = True
     shard_index: int = 0
     shard_count: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_size", "batch_size", "shard_count"):
+            positive_int(name.replace("shard_", "shard."), getattr(self, name))
+        if isinstance(self.shard_index, bool) or not isinstance(self.shard_index, int):
+            raise ValueError(f"shard.index must be a whole number, got {self.shard_index!r}")
+        if not 0 <= self.shard_index < self.shard_count:
+            raise ValueError(
+                f"shard.index must be in 0..{self.shard_count - 1} for shard.count="
+                f"{self.shard_count}, got {self.shard_index}"
+            )
+
+
+def positive_int(name: str, value: Any) -> int:
+    """A setting that must be a whole number >= 1; one clear line otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return value
 
 
 def stable_hash(obj: Any) -> str:

@@ -3,11 +3,20 @@
 A factor is a Hydra config group; its value is an option file name under conf/<group>/.
 The base config (the defaults list plus command-line choices) supplies every factor a sweep
 does not list. Precedence for each setting: sweep factor option > model card > default.
+
+A sweep may also vary one setting of an option (`resize.limit_side_len: [736, 960]`): such a
+setting is a column of its own (`limit_side_len`) and part of the config's identity.
+
+What can run where is read from the declarations (backend Capabilities, decoder caps,
+resizer info): an impossible combination is named here, before any work starts. The model
+card's reference config, completed with backend/precision/device defaults, is always part
+of the plan, so every config has an agreement with the reference.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import itertools
 import json
 from dataclasses import dataclass
@@ -16,22 +25,18 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from evalharness import CONF_DIR
-from evalharness.backends.base import BACKENDS, PRECISIONS, ModelVariant
-from evalharness.models.source import SOURCE_BACKENDS, ModelSpec
+from evalharness.backends import BACKENDS
+from evalharness.backends.base import ModelVariant
+from evalharness.models.source import ModelSpec
 from evalharness.preprocess.colour import ColourSpec, HostNormSpec
-from evalharness.preprocess.decode import DecodeSpec
+from evalharness.preprocess.decode import DECODERS, DecodeSpec
 from evalharness.preprocess.pipeline import Stage, build_pipeline
-from evalharness.preprocess.resize import ResizeSpec
+from evalharness.preprocess.resize import RESIZERS, ResizeSpec
 from evalharness.registry import FACTORS, UnknownNameError, unknown_choice_message
 
-# The factors, in the column order every CSV uses.
-
-# Which precisions each backend can run (on CPU).
-BACKEND_PRECISIONS = {
-    "torch": ("fp32", "bf16"),
-    "onnxruntime": ("fp32", "fp16"),
-    "openvino": PRECISIONS,
-}
+# Backends tried, in order, when a model card's reference does not name one.
+REFERENCE_BACKENDS = ("torch", "onnxruntime", "openvino", "tract", "ncnn", "litert")
+REFERENCE_DEFAULTS = {"precision": "fp32", "device": "cpu", "norm": "host", "meanstd": "card"}
 
 
 class PlanError(ValueError):
@@ -54,19 +59,97 @@ class RunSpec:
     """One config of a sweep: the factor values, its host pipeline and its model variant."""
 
     config_id: str
-    factors: tuple[tuple[str, str], ...]
+    factors: tuple[tuple[str, str], ...]  # FACTORS, then any swept settings (limit_side_len)
     stages: tuple[Stage, ...]
     variant: ModelVariant
+    is_reference: bool = False
 
     @property
     def factor_dict(self) -> dict[str, str]:
         return dict(self.factors)
 
 
-def _pick(option: DictConfig, key: str, card: DictConfig) -> Any:
-    """Option's own setting if it has one (not null), else the model card's."""
+def _pick(option: DictConfig, key: str, card: DictConfig, default: Any = None) -> Any:
+    """Option's own setting if it has one (not null), else the model card's, else default."""
     value = option.get(key)
-    return card[key] if value is None else value
+    if value is None:
+        value = card.get(key)
+    return default if value is None else value
+
+
+def _runtime_missing(what: str, requires, extra: str) -> str | None:
+    absent = [m for m in requires if importlib.util.find_spec(m) is None]
+    if absent:
+        return f"{what} needs {', '.join(absent)}: pip install 'evalharness[{extra}]'"
+    return None
+
+
+def check_capabilities(
+    choices: dict[str, str], options: dict[str, DictConfig], model: ModelSpec, stages
+) -> str | None:
+    """Why this combination cannot run, from the declarations; None when it can."""
+    backend = options["backend"].name
+    caps = BACKENDS.get(backend).capabilities
+    placement = options["norm"].placement
+    precision = options["precision"].name
+    device = options["device"].name
+    checks = [
+        (model.source in caps.sources, f"a {model.source} model cannot run on {backend}"),
+        (placement in caps.placements, f"norm '{placement}' is not available on {backend}"),
+        (
+            precision in caps.precisions,
+            f"precision '{precision}' not on {backend} ({', '.join(caps.precisions)})",
+        ),
+        (device in caps.devices, f"device '{device}' not on {backend} ({', '.join(caps.devices)})"),
+        (
+            not (model.source == "openvino" and placement == "graph"),
+            "norm 'graph' needs an ONNX or torch model",
+        ),
+    ]
+    for ok, why in checks:
+        if not ok:
+            return why
+    missing = caps.missing(backend)
+    if missing:
+        return missing
+    for stage in stages:
+        if stage.kind == "decode":
+            info = DECODERS.get(stage.spec.library)
+            why = _runtime_missing(f"decoder '{info.name}'", info.caps.requires, info.caps.extra)
+        elif stage.kind == "resize":
+            info = RESIZERS.get(stage.spec.library)
+            why = _runtime_missing(f"resize '{info.name}'", info.requires, info.extra)
+        else:
+            why = None
+        if why:
+            return why
+    return None
+
+
+def build_stages(options: dict[str, DictConfig], card: DictConfig, model: ModelSpec):
+    dec, rsz, col = options["decoder"], options["resize"], options["colour"]
+    norm, ms = options["norm"], options["meanstd"]
+    mean = tuple(float(v) for v in _pick(ms, "mean", card))
+    std = tuple(float(v) for v in _pick(ms, "std", card))
+    stages = build_pipeline(
+        DecodeSpec(dec.library, dec.exif, dec.alpha, int(dec.reduce)),
+        ResizeSpec(
+            rsz.library,
+            rsz.interpolation,
+            size=model.input_hw,
+            antialias=bool(rsz.antialias),
+            crop=_pick(rsz, "crop", card),
+            crop_pct=float(_pick(rsz, "crop_pct", card, 0.875)),
+            swap_hw=bool(rsz.get("swap_hw", False)),
+            pad_value=int(_pick(rsz, "pad_value", card, 0)),
+            limit_side_len=int(_pick(rsz, "limit_side_len", card, 0)),
+            multiple=int(_pick(rsz, "multiple", card, 32)),
+            anchor=str(_pick(rsz, "anchor", card, "center")),
+        ),
+        ColourSpec(col.order),
+        HostNormSpec(norm.placement, mean, std),
+    )
+    return stages, mean, std
 
 
 def resolve(
@@ -75,45 +158,32 @@ def resolve(
     model: ModelSpec,
     card: DictConfig,
     threads: int,
+    settings: tuple[tuple[str, str], ...] = (),
 ) -> RunSpec:
     """Turn one assignment of factor values into a RunSpec; raise PlanError if impossible."""
-    dec, rsz, col = options["decoder"], options["resize"], options["colour"]
-    norm, ms, prec = options["norm"], options["meanstd"], options["precision"]
-    backend = options["backend"].name
-    BACKENDS.get(backend)
-    mean = tuple(float(v) for v in _pick(ms, "mean", card))
-    std = tuple(float(v) for v in _pick(ms, "std", card))
+    BACKENDS.get(options["backend"].name)
     try:
-        stages = build_pipeline(
-            DecodeSpec(dec.library, dec.exif, dec.alpha, int(dec.reduce)),
-            ResizeSpec(
-                rsz.library,
-                rsz.interpolation,
-                size=int(card.input_size),
-                antialias=bool(rsz.antialias),
-                crop=_pick(rsz, "crop", card),
-                crop_pct=float(_pick(rsz, "crop_pct", card)),
-                swap_hw=bool(rsz.get("swap_hw", False)),
-                pad_value=int(rsz.get("pad_value", 0)),
-                limit_len=int(rsz.get("limit_len") or 0),
-                multiple=int(rsz.get("multiple", 32)),
-            ),
-            ColourSpec(col.order),
-            HostNormSpec(norm.placement, mean, std),
-        )
+        stages, mean, std = build_stages(options, card, model)
     except (ValueError, UnknownNameError) as e:
         raise PlanError(f"{_describe(choices)}: {e}") from None
-    if backend not in SOURCE_BACKENDS[model.source]:
-        raise PlanError(f"{_describe(choices)}: a {model.source} model cannot run on {backend}")
-    if model.source == "openvino" and norm.placement == "graph":
-        raise PlanError(f"{_describe(choices)}: norm 'graph' needs an ONNX or torch model")
-    if norm.placement == "ov_ppp" and backend != "openvino":
-        raise PlanError(f"{_describe(choices)}: norm 'ov_ppp' needs backend=openvino")
-    if prec.name not in BACKEND_PRECISIONS[backend]:
-        ok = ", ".join(BACKEND_PRECISIONS[backend])
-        raise PlanError(f"{_describe(choices)}: precision '{prec.name}' not on {backend} ({ok})")
-    variant = ModelVariant(model, backend, norm.placement, mean, std, prec.name, threads)
-    factors = tuple((f, choices[f]) for f in FACTORS)
+    why = check_capabilities(choices, options, model, stages)
+    if why:
+        raise PlanError(f"{_describe(choices)}: {why}")
+    prec, dev = options["precision"], options["device"]
+    variant_options = {k: v for k, v in (prec.get("options") or {}).items()}
+    variant_options.update({k: v for k, v in (dev.get("options") or {}).items()})
+    variant = ModelVariant(
+        model,
+        options["backend"].name,
+        options["norm"].placement,
+        mean,
+        std,
+        prec.name,
+        threads,
+        dev.name,
+        tuple(sorted(variant_options.items())),
+    )
+    factors = tuple((f, choices[f]) for f in FACTORS) + settings
     return RunSpec(_config_id(model, factors, stages, variant), factors, stages, variant)
 
 
@@ -145,6 +215,23 @@ def apply_model_card(
     return choices
 
 
+def reference_choices(cfg: DictConfig, model: ModelSpec) -> dict[str, str]:
+    """The model card's reference, completed: what every config's agreement is against.
+
+    Factors the card does not name take the defaults (fp32, cpu, host normalization, the
+    card's mean/std) and, for the backend, the first one that runs the model's source.
+    """
+    ref = {str(k): str(v) for k, v in (cfg.model.card.get("reference") or {}).items()}
+    for f, v in REFERENCE_DEFAULTS.items():
+        ref.setdefault(f, v)
+    if "backend" not in ref:
+        for b in REFERENCE_BACKENDS:
+            if b in BACKENDS and model.source in BACKENDS.get(b).capabilities.sources:
+                ref["backend"] = b
+                break
+    return ref
+
+
 def _describe(choices: dict[str, str]) -> str:
     return " ".join(f"{f}={choices[f]}" for f in FACTORS if f in choices)
 
@@ -158,20 +245,36 @@ def _config_id(model: ModelSpec, factors, stages, variant: ModelVariant) -> str:
         [repr(s) for s in stages],
         variant.placement,
         variant.precision,
+        variant.device,
+        [list(kv) for kv in variant.options],
     ]
-    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:12]
 
 
 def _matches(choices: dict[str, str], rule: DictConfig | dict) -> bool:
     """An exclusion rule matches when every factor it names has one of its listed values."""
     for factor, allowed in rule.items():
-        allowed = [allowed] if isinstance(allowed, str) else list(allowed)
-        if choices.get(factor) not in allowed:
+        allowed = [allowed] if isinstance(allowed, str | int | float) else list(allowed)
+        if choices.get(factor) not in [str(a) for a in allowed]:
             return False
     return True
 
 
 MODES = ("product", "one_at_a_time")
+
+
+def setting_column(key: str) -> str:
+    """`resize.limit_side_len` -> the column `limit_side_len`."""
+    return key.split(".", 1)[1]
+
+
+def _check_factor_names(factors: dict) -> None:
+    for f in factors:
+        group = f.split(".", 1)[0]
+        if group not in FACTORS:
+            raise PlanError(unknown_choice_message("sweep factor", group, list(FACTORS)))
+        if "." in f and f.count(".") != 1:
+            raise PlanError(f"sweep factor '{f}': use group.setting (one dot)")
 
 
 def assignments(factors: dict, base: dict[str, str], mode: str):
@@ -183,36 +286,59 @@ def assignments(factors: dict, base: dict[str, str], mode: str):
     """
     if mode not in MODES:
         raise PlanError(unknown_choice_message("sweep mode", str(mode), list(MODES)))
+    keys = [f for f in FACTORS if f in factors] + [f for f in factors if "." in f]
     if mode == "product":
-        grid = [[(f, str(v)) for v in factors[f]] for f in FACTORS if f in factors]
+        grid = [[(f, str(v)) for v in factors[f]] for f in keys]
         yield from itertools.product(*grid)
         return
     yield ()
-    for f in FACTORS:
-        for v in factors.get(f, []):
+    for f in keys:
+        for v in factors[f]:
             if str(v) != base.get(f):
                 yield ((f, str(v)),)
 
 
+def _options_for(choices, factors, base_options, settings) -> dict[str, DictConfig]:
+    options = {
+        f: load_option(f, choices[f]) if f in factors else base_options[f] for f in FACTORS
+    }
+    for key, value in settings.items():
+        group, name = key.split(".", 1)
+        opt = OmegaConf.create(OmegaConf.to_container(options[group]))
+        if name not in opt:
+            raise PlanError(
+                f"sweep factor '{key}': option '{choices[group]}' of {group} has no "
+                f"setting '{name}' (it has {', '.join(map(str, opt.keys()))})"
+            )
+        opt[name] = value
+        options[group] = opt
+    return options
+
+
+def _parse(value: str) -> Any:
+    """A swept setting's value as YAML would read it (960 -> int, true -> bool)."""
+    return OmegaConf.create({"v": value}).v
+
+
 def expand(cfg: DictConfig, base_choices: dict[str, str], model: ModelSpec) -> list[RunSpec]:
-    """All configs of the sweep (or the one base config when no sweep is given)."""
+    """All configs of the sweep (or the one base config), plus the model card's reference."""
     base_options = {f: cfg[f] for f in FACTORS}
     sweep = cfg.get("sweep") or {}
     factors = dict(sweep.get("factors") or {})
-    for f in factors:
-        if f not in FACTORS:
-            raise PlanError(unknown_choice_message("sweep factor", f, list(FACTORS)))
+    _check_factor_names(factors)
     exclude = list(sweep.get("exclude") or [])
     specs, impossible, seen = [], [], set()
+    threads = int(cfg.threads)
     for combo in assignments(factors, base_choices, sweep.get("mode", "product")):
-        choices = {**base_choices, **dict(combo)}
-        if any(_matches(choices, rule) for rule in exclude):
+        assigned = dict(combo)
+        choices = {**base_choices, **{k: v for k, v in assigned.items() if "." not in k}}
+        settings = {k: _parse(v) for k, v in assigned.items() if "." in k}
+        if any(_matches({**choices, **assigned}, rule) for rule in exclude):
             continue
-        options = {
-            f: load_option(f, choices[f]) if f in factors else base_options[f] for f in FACTORS
-        }
+        options = _options_for(choices, factors, base_options, settings)
+        columns = setting_columns(factors, options, cfg.model.card)
         try:
-            spec = resolve(choices, options, model, cfg.model.card, int(cfg.threads))
+            spec = resolve(choices, options, model, cfg.model.card, threads, columns)
         except PlanError as e:
             impossible.append(str(e))
             continue
@@ -230,4 +356,38 @@ def expand(cfg: DictConfig, base_choices: dict[str, str], model: ModelSpec) -> l
         )
     if not specs:
         raise PlanError("the sweep selects no config (every combination was excluded)")
-    return specs
+    return with_reference(specs, cfg, model, factors, base_choices)
+
+
+def setting_columns(factors: dict, options: dict[str, DictConfig], card) -> tuple:
+    """The value each swept setting resolved to (the option's, else the card's): a column."""
+    out = []
+    for key in (k for k in factors if "." in k):
+        group, name = key.split(".", 1)
+        out.append((setting_column(key), str(_pick(options[group], name, card))))
+    return tuple(out)
+
+
+def with_reference(
+    specs: list[RunSpec], cfg, model: ModelSpec, factors: dict, base: dict[str, str]
+) -> list[RunSpec]:
+    """Mark the model card's reference config, adding it when the sweep lacks it."""
+    ref = reference_choices(cfg, model)
+    choices = {f: ref.get(f, base[f]) for f in FACTORS}
+    options = {f: load_option(f, choices[f]) for f in FACTORS}
+    columns = setting_columns(factors, options, cfg.model.card)
+    try:
+        ref_spec = resolve(choices, options, model, cfg.model.card, int(cfg.threads), columns)
+    except PlanError:
+        return specs  # the reference cannot run here (no runtime for it): no agree_ref
+    out = []
+    found = False
+    for s in specs:
+        same = s.config_id == ref_spec.config_id
+        found |= same
+        out.append(RunSpec(s.config_id, s.factors, s.stages, s.variant, is_reference=same))
+    if not found:
+        out.append(
+            RunSpec(ref_spec.config_id, ref_spec.factors, ref_spec.stages, ref_spec.variant, True)
+        )
+    return out

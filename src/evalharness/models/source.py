@@ -1,18 +1,23 @@
-"""Model sources: how a config names a model, and how its torch module is built and loaded.
+"""Model sources: how a config names a model, and how it is identified and built.
 
 `source` in a model config:
 - torch:       `builder` (a `_target_` callable) + `weights` (a state dict or checkpoint);
 - torchvision: `arch` (a torchvision.models name) + `weights` (a local state dict file);
-- onnx:        `weights` is an .onnx file (runs on onnxruntime and openvino);
-- openvino:    `weights` is an IR .xml file with its .bin beside it (runs on openvino).
+- onnx:        `weights` is an .onnx file (and its external-data files, if any);
+- openvino:    `weights` is an IR .xml file with its .bin beside it;
+- ncnn:        `weights` is a .param file with its .bin beside it;
+- tflite:      `weights` is a .tflite (LiteRT) file.
+Which backends run which source is each backend's declaration (backends/base.py).
 
-A `ModelSpec` is hashable and carries the content hash of its weights, so every artefact
-derived from it (ONNX exports, compiled variants) can be cached by what it is, not by name.
+A `ModelSpec` is hashable and carries the content hash of *every* file of the model (xml +
+bin, onnx + external data, param + bin), so every artefact derived from it (exports,
+normalized graphs, fp16 and int8 copies, compiled variants) is cached by what it is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from evalharness import PROJECT_ROOT
 
 STRIP_PREFIXES = ("module.", "model.", "_orig_mod.")
+SOURCES = ("torch", "torchvision", "onnx", "openvino", "ncnn", "tflite")
+TASKS = ("classification", "detection", "text_detection")
 
 
 def resolve_path(p: str | Path) -> Path:
@@ -35,8 +42,8 @@ def resolve_path(p: str | Path) -> Path:
     return PROJECT_ROOT / p
 
 
-@lru_cache(maxsize=64)
-def file_sha256(path: Path) -> str:
+@lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -44,25 +51,78 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-SOURCES = ("torch", "torchvision", "onnx", "openvino")
-# Which backends can run a model from each source.
-SOURCE_BACKENDS = {
-    "torch": ("torch", "onnxruntime", "openvino"),
-    "torchvision": ("torch", "onnxruntime", "openvino"),
-    "onnx": ("onnxruntime", "openvino"),
-    "openvino": ("openvino",),
-}
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (memoized per path, size and mtime within a process)."""
+    st = os.stat(path)
+    return _sha256_of(str(path), st.st_size, st.st_mtime_ns)
+
+
+def _onnx_external_files(path: Path) -> list[Path]:
+    """The external-data files an ONNX model references (weights stored beside it)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf raises its own DecodeError on garbage
+        raise ValueError(f"{path} is not a readable ONNX model ({type(e).__name__})") from None
+    files = []
+    for init in model.graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            loc = {e.key: e.value for e in init.external_data}.get("location")
+            if loc and (path.parent / loc) not in files:
+                files.append(path.parent / loc)
+    return files
+
+
+def model_files(path: Path, source: str) -> list[Path]:
+    """Every file a model of this source consists of; a missing one is named."""
+    if source == "openvino":
+        files = [path, path.with_suffix(".bin")]
+    elif source == "ncnn":
+        files = [path, path.with_suffix(".bin")]
+    elif source == "onnx":
+        if path.is_file() and path.stat().st_size == 0:
+            raise ValueError(f"{path} is empty, not an ONNX model")
+        files = [path, *_onnx_external_files(path)] if path.is_file() else [path]
+    else:
+        files = [path]
+    for f in files:
+        if not f.is_file():
+            what = "" if f == path else f" (part of the {source} model {path.name})"
+            raise FileNotFoundError(f"model file not found: {f}{what}")
+    return files
+
+
+def content_sha256(files: list[Path]) -> str:
+    """One hash over the bytes of every file of a model (names do not matter, order does)."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(file_sha256(f).encode())
+    return h.hexdigest()
+
+
+def _hw(value: Any) -> tuple[int, int] | None:
+    """card.input_size: an int (square), [height, width], or null (any size: fully conv)."""
+    if value is None:
+        return None
+    if isinstance(value, int | str):
+        return int(value), int(value)
+    h, w = (int(v) for v in value)
+    return h, w
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     builder: str  # the builder config as sorted text: hashable and printable ("" if none)
-    weights: Path  # state dict, or the model file itself for onnx / openvino sources
-    weights_sha256: str
-    num_classes: int
-    input_size: int
+    weights: Path  # state dict, or the model file itself for file sources
+    weights_sha256: str  # content hash of every file of the model
+    num_classes: int | None
+    input_hw: tuple[int, int] | None  # None: the model takes any size (fully convolutional)
     source: str = "torch"
+    task: str = "classification"
+    # role the task reads -> the model's output name ("logits" -> "output"); () = task default
+    outputs: tuple[tuple[str, str], ...] = ()
     builder_cfg: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @classmethod
@@ -70,9 +130,14 @@ class ModelSpec:
         source = cfg.get("source", "torch")
         if source not in SOURCES:
             raise ValueError(f"model '{cfg.name}': unknown source '{source}'; valid: {SOURCES}")
+        task = cfg.get("task", "classification")
+        if task not in TASKS:
+            raise ValueError(f"model '{cfg.name}': unknown task '{task}'; valid: {TASKS}")
         weights = resolve_path(cfg.weights)
         if not weights.exists():
             raise FileNotFoundError(f"model '{cfg.name}': weights file not found: {weights}")
+        if weights.is_dir():
+            raise ValueError(f"model '{cfg.name}': weights is a directory, not a file: {weights}")
         builder: dict | None = None
         if source == "torch":
             builder = OmegaConf.to_container(cfg.builder, resolve=True)
@@ -83,20 +148,32 @@ class ModelSpec:
                 "weights": None,
                 "num_classes": int(cfg.num_classes),
             }
+        outputs = OmegaConf.to_container(cfg.outputs, resolve=True) if cfg.get("outputs") else {}
+        n_classes = cfg.get("num_classes")
         return cls(
             name=cfg.name,
             builder=repr(sorted(builder.items())) if builder else "",
             weights=weights,
-            weights_sha256=file_sha256(weights),
-            num_classes=int(cfg.num_classes),
-            input_size=int(cfg.card.input_size),
+            weights_sha256=content_sha256(model_files(weights, source)),
+            num_classes=None if n_classes is None else int(n_classes),
+            input_hw=_hw(cfg.card.get("input_size")),
             source=source,
+            task=task,
+            outputs=tuple(sorted((str(k), str(v)) for k, v in outputs.items())),
             builder_cfg=builder,
         )
 
     @property
     def has_torch_module(self) -> bool:
         return self.source in ("torch", "torchvision")
+
+    @property
+    def files(self) -> list[Path]:
+        return model_files(self.weights, self.source)
+
+    def output_for(self, role: str) -> str | None:
+        """The model's output name that the task reads as `role`, if the config names one."""
+        return dict(self.outputs).get(role)
 
 
 def clean_state_dict(obj: Any) -> dict[str, torch.Tensor]:
@@ -115,12 +192,28 @@ def clean_state_dict(obj: Any) -> dict[str, torch.Tensor]:
     return out
 
 
+def load_weights(path: Path) -> Any:
+    """torch.load with weights_only=True; a refused or unreadable file is one clear line."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(
+            f"{path}: refused to load (weights_only=True allows tensors and plain containers "
+            f"only; this file holds something else): {first[:160]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ValueError(f"{path}: not a readable torch checkpoint ({type(e).__name__})") from None
+
+
 def build_torch_model(spec: ModelSpec) -> torch.nn.Module:
     """Instantiate the builder and load the weights safely (weights_only=True)."""
     if not spec.has_torch_module:
         raise ValueError(f"model '{spec.name}' ({spec.source} file) has no torch module")
     module = instantiate(spec.builder_cfg)
-    state = clean_state_dict(torch.load(spec.weights, map_location="cpu", weights_only=True))
+    state = clean_state_dict(load_weights(spec.weights))
     result = module.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(

@@ -1,11 +1,12 @@
-"""Colour order and the host side of normalization.
+"""Colour order and the host side of normalization, on Frames (pixels + geometry).
 
 What the host hands the backend depends on where normalization happens (the `norm` factor):
 - host:   float32 NCHW, (x / 255 - mean) / std computed here, in torchvision's order;
 - graph:  float32 NCHW raw 0..255 pixels; the model variant carries (x - 255 mean) / (255 std);
 - ov_ppp: uint8 NHWC; OpenVINO's PrePostProcessor converts, transposes and normalizes.
 The arithmetic differs in the last bits (fused vs separate ops, fp32 rounding): that is one of
-the things a sweep measures.
+the things a sweep measures. A mean of 0 and a std of 1/255 ("raw 0..255 pixels", as YOLOX
+takes them) is a plain cast: x / 255 * 255 is not always x in float32.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from evalharness.preprocess.geometry import Frame
 
 COLOUR_ORDERS = ("rgb", "bgr")
 PLACEMENTS = ("host", "graph", "ov_ppp")
@@ -27,9 +30,12 @@ class ColourSpec:
             raise ValueError(f"colour.order must be one of {COLOUR_ORDERS}, got '{self.order}'")
 
 
-def apply_colour(arr: np.ndarray, spec: ColourSpec) -> np.ndarray:
-    # The decoders return RGB, so "bgr" is the mistake of feeding OpenCV's order unconverted.
-    return np.ascontiguousarray(arr[..., ::-1]) if spec.order == "bgr" else arr
+def apply_colour(frame: Frame, spec: ColourSpec) -> Frame:
+    # The decoders return RGB, so "bgr" is the mistake of feeding OpenCV's order unconverted
+    # (or, for models trained on BGR such as YOLOX and PP-OCR, the right order).
+    if spec.order == "bgr":
+        return frame.with_pixels(np.ascontiguousarray(frame.pixels[..., ::-1]))
+    return frame
 
 
 @dataclass(frozen=True)
@@ -41,14 +47,21 @@ class HostNormSpec:
     def __post_init__(self) -> None:
         if self.placement not in PLACEMENTS:
             raise ValueError(f"norm.placement must be one of {PLACEMENTS}, got '{self.placement}'")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be positive, got {list(self.std)}")
+
+    @property
+    def is_raw_pixels(self) -> bool:
+        return all(m == 0 for m in self.mean) and all(abs(s * 255 - 1) < 1e-9 for s in self.std)
 
 
-def host_normalize(arr: np.ndarray, spec: HostNormSpec) -> np.ndarray:
+def host_normalize(frame: Frame, spec: HostNormSpec) -> Frame:
     """HxWx3 uint8 -> the per-sample array the backend variant expects (see module doc)."""
+    arr = frame.pixels
     if spec.placement == "ov_ppp":
-        return arr
+        return frame
     x = arr.astype(np.float32)
-    if spec.placement == "host":
+    if spec.placement == "host" and not spec.is_raw_pixels:
         x = x / np.float32(255.0)
         x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    return frame.with_pixels(np.ascontiguousarray(x.transpose(2, 0, 1)))

@@ -10,28 +10,69 @@ Policies (each a config field, recorded in the results):
           IMREAD_COLOR do) | black | white (composite over that background).
 - reduce: 1 | 2 | 4 | 8. JPEG DCT-domain downscaling: Pillow's draft(), OpenCV's
           IMREAD_REDUCED_COLOR_*. Faster, and not the same pixels as a full decode + resize.
+
+Each library is one module under `decoders/`, registered with the `DecoderCaps` it honours.
+A policy a decoder can never honour is refused when the spec is built (at planning); a file
+it cannot read (a PNG given to a JPEG-only decoder, a 16-bit file) is an error row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torchvision.io as tvio
-from PIL import Image, ImageOps
+from PIL import Image
 
 from evalharness.preprocess.errors import StageError
 from evalharness.registry import Registry
-
-DECODERS: Registry[type] = Registry("decoder library")
 
 EXIF_POLICIES = ("apply", "ignore")
 ALPHA_POLICIES = ("drop", "black", "white")
 REDUCE_FACTORS = (1, 2, 4, 8)
 # Pillow's own warning threshold (about 89.5 Mpx): nothing a classifier needs is larger.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+@dataclass(frozen=True)
+class DecoderCaps:
+    """What a decoder honours. Planning refuses a spec outside it; files outside are errors.
+
+    reduce_with_alpha: whether DCT-domain reduce still works when alpha is not dropped
+    formats:           file formats it reads (by content, not name)
+    bit16:             reads 16-bit PNG/TIFF (to 8 bits by the top byte)
+    """
+
+    exif: tuple[str, ...] = EXIF_POLICIES
+    alpha: tuple[str, ...] = ALPHA_POLICIES
+    reduce: tuple[int, ...] = (1,)
+    reduce_with_alpha: bool = False
+    formats: tuple[str, ...] = ("jpeg", "png", "gif", "bmp", "tiff", "webp")
+    bit16: bool = True
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+
+
+@dataclass(frozen=True)
+class DecoderInfo:
+    name: str
+    fn: Callable[[Path, DecodeSpec], np.ndarray]
+    caps: DecoderCaps
+    version: Callable[[], str]
+
+
+DECODERS: Registry[DecoderInfo] = Registry("decoder library")
+
+
+def register_decoder(name: str, caps: DecoderCaps, version: Callable[[], str]):
+    """Decorator: register `fn(path, spec) -> HxWx3 uint8 RGB` under `name` with its caps."""
+
+    def deco(fn):
+        DECODERS.register(name)(DecoderInfo(name, fn, caps, version))
+        return fn
+
+    return deco
 
 
 @dataclass(frozen=True)
@@ -50,7 +91,22 @@ class DecodeSpec:
             raise ValueError(f"decoder.alpha must be one of {ALPHA_POLICIES}, got '{self.alpha}'")
         if self.reduce not in REDUCE_FACTORS:
             raise ValueError(f"decoder.reduce must be one of {REDUCE_FACTORS}, got {self.reduce}")
-        DECODERS.get(self.library)  # unknown library -> one line with the valid names
+        caps = DECODERS.get(self.library).caps  # unknown library -> one line, valid names
+        for what, value, allowed in (
+            ("exif", self.exif, caps.exif),
+            ("alpha", self.alpha, caps.alpha),
+            ("reduce", self.reduce, caps.reduce),
+        ):
+            if value not in allowed:
+                raise ValueError(
+                    f"decoder '{self.library}' cannot honour {what}={value} "
+                    f"(it supports {', '.join(map(str, allowed))})"
+                )
+        if self.reduce > 1 and self.alpha != "drop" and not caps.reduce_with_alpha:
+            raise ValueError(
+                f"decoder '{self.library}' cannot combine reduce={self.reduce} with "
+                f"alpha={self.alpha} (its reduced decode drops alpha)"
+            )
 
 
 def composite(rgb: np.ndarray, alpha: np.ndarray | None, policy: str) -> np.ndarray:
@@ -63,7 +119,7 @@ def composite(rgb: np.ndarray, alpha: np.ndarray | None, policy: str) -> np.ndar
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
+def to_uint8(arr: np.ndarray) -> np.ndarray:
     """16-bit samples -> 8-bit by the top byte (x >> 8, what OpenCV's IMREAD_COLOR does)."""
     if arr.dtype == np.uint8:
         return arr
@@ -74,66 +130,27 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(arr * 255.0, 0, 255).astype(np.uint8)
 
 
-@DECODERS.register("pil")
-def decode_pil(path: Path, spec: DecodeSpec) -> np.ndarray:
-    with Image.open(path) as img:
-        if spec.reduce > 1 and img.format == "JPEG":
-            img.draft("RGB", (img.width // spec.reduce, img.height // spec.reduce))
-        img.load()
-        if spec.exif == "apply":
-            img = ImageOps.exif_transpose(img)
-        alpha = None
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            img = img.convert("RGBA")
-            alpha = np.asarray(img.getchannel("A"))
-        if img.mode in ("I", "I;16", "I;16B", "I;16L"):
-            gray = _to_uint8(np.asarray(img))
-            return np.repeat(gray[..., None], 3, axis=2)
-        rgb = np.asarray(img.convert("RGB"))
-    return composite(rgb, alpha, spec.alpha)
+_MAGIC = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
 
 
-_CV_REDUCED = {
-    2: cv2.IMREAD_REDUCED_COLOR_2,
-    4: cv2.IMREAD_REDUCED_COLOR_4,
-    8: cv2.IMREAD_REDUCED_COLOR_8,
-}
-
-
-@DECODERS.register("opencv")
-def decode_opencv(path: Path, spec: DecodeSpec) -> np.ndarray:
-    buf = np.fromfile(path, dtype=np.uint8)
-    if buf.size == 0:
-        raise StageError("decode", "empty file")
-    keep_alpha = spec.alpha != "drop"
-    flags = cv2.IMREAD_UNCHANGED if keep_alpha else _CV_REDUCED.get(spec.reduce, cv2.IMREAD_COLOR)
-    if spec.exif == "ignore":
-        flags |= cv2.IMREAD_IGNORE_ORIENTATION
-    arr = cv2.imdecode(buf, flags)
-    if arr is None:
-        raise StageError("decode", "OpenCV could not decode the file")
-    if keep_alpha:  # IMREAD_UNCHANGED keeps depth and channels: normalise them here
-        arr = _to_uint8(arr)
-        if arr.ndim == 2:
-            arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2BGR)
-        if arr.shape[2] == 4:
-            rgb = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
-            return composite(rgb, arr[..., 3], spec.alpha)
-        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-
-
-@DECODERS.register("torchvision")
-def decode_torchvision(path: Path, spec: DecodeSpec) -> np.ndarray:
-    data = tvio.read_file(str(path))
-    if data.numel() == 0:
-        raise StageError("decode", "empty file")
-    mode = tvio.ImageReadMode.RGB_ALPHA if spec.alpha != "drop" else tvio.ImageReadMode.RGB
-    img = tvio.decode_image(data, mode=mode, apply_exif_orientation=spec.exif == "apply")
-    arr = _to_uint8(img.permute(1, 2, 0).contiguous().numpy())  # 16-bit PNGs come as uint16
-    if arr.shape[2] == 4:
-        return composite(np.ascontiguousarray(arr[..., :3]), arr[..., 3], spec.alpha)
-    return arr
+def sniff_format(path: Path) -> str:
+    """The file's format from its first bytes (names lie: a PNG called .jpg is a PNG)."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    return "unknown"
 
 
 def check_declared_size(path: Path, max_pixels: int) -> None:
@@ -150,23 +167,47 @@ def check_declared_size(path: Path, max_pixels: int) -> None:
         raise StageError("decode", f"refused: declared size {w}x{h} exceeds {max_pixels} pixels")
 
 
+def _check_path(path: Path) -> None:
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise StageError("decode", f"broken symbolic link: {path}") from None
+        raise StageError("decode", f"file not found: {path}") from None
+    except OSError as e:  # ELOOP: a symlink loop
+        raise StageError("decode", f"cannot open {path}: {e.strerror}") from None
+    if path.is_dir():
+        raise StageError("decode", f"a directory, not an image file: {path}")
+
+
 def decode(path: Path, spec: DecodeSpec, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode one file; any library failure becomes a StageError with a readable reason."""
     path = Path(path)
+    info = DECODERS.get(spec.library)
     try:
-        if not path.exists():
-            raise StageError("decode", f"file not found: {path}")
+        _check_path(path)
+        if path.stat().st_size == 0:
+            raise StageError("decode", "empty file")
+        fmt = sniff_format(path)
+        if fmt != "unknown" and fmt not in info.caps.formats:
+            raise StageError(
+                "decode", f"decoder '{spec.library}' does not read {fmt.upper()} files"
+            )
         check_declared_size(path, max_pixels)
-        out = DECODERS.get(spec.library)(path, spec)
+        out = info.fn(path, spec)
     except StageError:
         raise
     except PermissionError:
         raise StageError("decode", f"permission denied: {path}") from None
     except Image.DecompressionBombError as e:
         raise StageError("decode", f"refused: {e}") from None
-    except (OSError, ValueError, RuntimeError, SyntaxError, cv2.error) as e:
+    except Exception as e:  # every library has its own error types for a bad file
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StageError("decode", f"{type(e).__name__}: {reason}") from None
+        raise StageError("decode", f"{type(e).__name__}: {reason[:200]}") from None
     if out.ndim != 3 or out.shape[2] != 3 or out.dtype != np.uint8:
         raise StageError("decode", f"unexpected decoded array {out.shape} {out.dtype}")
     return np.ascontiguousarray(out)
+
+
+# The built-in decoders register themselves on import.
+from evalharness.preprocess import decoders  # noqa: E402, F401

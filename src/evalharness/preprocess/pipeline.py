@@ -1,7 +1,9 @@
 """A host pipeline is a tuple of stages; a stage is (kind, frozen spec) and is its own key.
 
 Two configs share work exactly as far as their stage tuples share a prefix, which is what
-the sweep engine memoizes on.
+the sweep engine memoizes on. Values flowing through: a path -> decode -> an HxWx3 uint8
+array -> resize -> a Frame (pixels + Geometry) -> colour -> normalize -> a Frame whose
+pixels are the host tensor the backend takes.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from typing import Any
 
 from evalharness.preprocess.colour import ColourSpec, HostNormSpec, apply_colour, host_normalize
 from evalharness.preprocess.decode import DecodeSpec, decode
+from evalharness.preprocess.geometry import Frame
 from evalharness.preprocess.resize import ResizeSpec, resize
 
 STAGE_ORDER = ("decode", "resize", "colour", "normalize")
 _RUN: dict[str, Callable[[Any, Any], Any]] = {
     "decode": lambda path, spec: decode(Path(path), spec),
     "resize": lambda arr, spec: resize(arr, spec),
-    "colour": lambda arr, spec: apply_colour(arr, spec),
-    "normalize": lambda arr, spec: host_normalize(arr, spec),
+    "colour": lambda frame, spec: apply_colour(frame, spec),
+    "normalize": lambda frame, spec: host_normalize(frame, spec),
 }
 
 
@@ -44,9 +47,14 @@ def build_pipeline(
     return tuple(Stage(kind, spec) for kind, spec in zip(STAGE_ORDER, specs, strict=True))
 
 
-def run_pipeline(stages: tuple[Stage, ...], path: Path) -> Any:
+def run_pipeline(stages: tuple[Stage, ...], path: Path) -> Frame:
     """Run every stage on one sample: the reference path the engine's memo must agree with."""
     x: Any = path
     for stage in stages:
         x = stage(x)
     return x
+
+
+def pixels(x: Any) -> Any:
+    """The array inside a stage output (a Frame after resize, a bare array after decode)."""
+    return x.pixels if isinstance(x, Frame) else x

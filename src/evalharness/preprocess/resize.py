@@ -1,106 +1,136 @@
-"""Resize + crop: HxWx3 uint8 -> size x size x 3 uint8, with the library doing the filtering.
+"""Resize + crop/pad: HxWx3 uint8 -> a Frame (the model's pixels and the Geometry applied).
 
 Geometry (which output size, which crop) is computed once here, the same for every library,
 so that a change of library changes only the filter, never the framing:
 - center:    scale the short side to floor(size / crop_pct), then centre-crop size x size.
              Loses the borders of the long side (and (1 - crop_pct) of the short side).
-- squash:    resize straight to size x size. Keeps everything, distorts the aspect ratio.
-- letterbox: scale the long side to size, pad the rest with `pad_value`. Keeps everything
-             undistorted, but the object gets smaller and the model sees padding.
+- squash:    resize straight to the model size. Keeps everything, distorts the aspect ratio.
+- letterbox: scale the long side to the model size, pad the rest with `pad_value` (centred,
+             or `anchor: top_left` as YOLOX does, which also truncates the scaled size as it
+             does). Undistorted, but the object gets smaller and the model sees padding.
 - squash_crop: resize both sides to floor(size / crop_pct), then centre-crop (timm's
              "squash" mode): distorts like squash, loses borders like center.
-- limit_max / limit_min: text-detector policies (PaddleOCR's limit_type max / min): scale so
-             the long side is at most / the short side at least `limit_len` (never the other
-             way), round each side to a multiple of `multiple`, then centre-crop or pad to
-             size. A model trained with one and served with the other sees another scale.
+- limit_max / limit_min: PaddleOCR's DetResizeForTest (`limit_type` max / min): scale so the
+             long side is at most / the short side at least `limit_side_len` (never the other
+             way), round each side to a multiple of `multiple`. With a fixed model size the
+             result is then centre-cropped or padded to it; a model that takes any size
+             (card input_size: null) gets the rounded image as it is.
 The short-side rule follows torchvision's Resize(int): long = int(size * long / short).
 
 Antialiasing is where libraries silently differ: Pillow always widens its filter when
 downscaling; OpenCV's INTER_LINEAR/CUBIC never do (INTER_AREA does); torchvision's tensor
 resize does only with antialias=True. `swap_hw` reproduces the classic bug of passing
-(height, width) where the library wants (width, height).
+(height, width) where the library wants (width, height); the Geometry records the distortion.
+
+Each library is one module under `resizers/`, registered with the interpolations it has.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
-import torch
-import torchvision.transforms.v2.functional as TF
-from PIL import Image
-from torchvision.transforms import InterpolationMode
 
+from evalharness.preprocess.geometry import Frame, Geometry
 from evalharness.registry import Registry, unknown_choice_message
 
-RESIZERS: Registry = Registry("resize library")
-CROPS = ("center", "squash", "letterbox", "squash_crop", "limit_max", "limit_min")
+CROPS = ("center", "squash", "letterbox", "squash_crop", "limit_max", "limit_min", "none")
+ANCHORS = ("center", "top_left")
 
-_PIL = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "box": Image.Resampling.BOX,
-    "lanczos": Image.Resampling.LANCZOS,
-}
-_CV2 = {
-    "nearest": cv2.INTER_NEAREST,
-    "bilinear": cv2.INTER_LINEAR,
-    "bicubic": cv2.INTER_CUBIC,
-    "area": cv2.INTER_AREA,
-    "lanczos": cv2.INTER_LANCZOS4,
-}
-_TV = {
-    "nearest": InterpolationMode.NEAREST,
-    "bilinear": InterpolationMode.BILINEAR,
-    "bicubic": InterpolationMode.BICUBIC,
-}
-INTERPOLATIONS = {"pil": _PIL, "opencv": _CV2, "torchvision": _TV, "none": {"none": None}}
+
+@dataclass(frozen=True)
+class ResizerInfo:
+    """A resize library: fn(arr, h, w, spec) -> h x w x 3 uint8, and what it offers."""
+
+    name: str
+    fn: Callable[[np.ndarray, int, int, ResizeSpec], np.ndarray]
+    interpolations: tuple[str, ...]
+    version: Callable[[], str]
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+
+
+RESIZERS: Registry[ResizerInfo] = Registry("resize library")
+
+
+def register_resizer(name: str, interpolations, version, requires=(), extra=""):
+    def deco(fn):
+        RESIZERS.register(name)(
+            ResizerInfo(name, fn, tuple(interpolations), version, tuple(requires), extra)
+        )
+        return fn
+
+    return deco
 
 
 @dataclass(frozen=True)
 class ResizeSpec:
     library: str
     interpolation: str
-    size: int
+    size: tuple[int, int] | None  # the model input (height, width); None: any size
     antialias: bool = True  # only torchvision lets you choose; recorded for the others
     crop: str = "center"
     crop_pct: float = 0.875
     swap_hw: bool = False
     pad_value: int = 0
-    limit_len: int = 0  # limit_* policies; 0 = the model size
+    limit_side_len: int = 0  # limit_* policies; 0 = the model size
     multiple: int = 32  # limit_* policies round each side to a multiple of this
+    anchor: str = "center"  # letterbox: where the image sits in the padded frame
 
     def __post_init__(self) -> None:
-        RESIZERS.get(self.library)
-        modes = INTERPOLATIONS[self.library]
-        if self.interpolation not in modes:
+        if isinstance(self.size, int):
+            object.__setattr__(self, "size", (self.size, self.size))
+        elif self.size is not None:
+            object.__setattr__(self, "size", tuple(int(v) for v in self.size))
+        info = RESIZERS.get(self.library)
+        if self.interpolation not in info.interpolations:
             kind = f"interpolation for {self.library}"
-            raise ValueError(unknown_choice_message(kind, self.interpolation, list(modes)))
+            raise ValueError(unknown_choice_message(kind, self.interpolation, info.interpolations))
         if self.crop not in CROPS:
             raise ValueError(unknown_choice_message("crop policy", self.crop, list(CROPS)))
+        if self.anchor not in ANCHORS:
+            raise ValueError(unknown_choice_message("letterbox anchor", self.anchor, ANCHORS))
         if not 0 < self.crop_pct <= 1:
             raise ValueError(f"resize.crop_pct must be in (0, 1], got {self.crop_pct}")
+        if self.multiple < 1:
+            raise ValueError(f"resize.multiple must be at least 1, got {self.multiple}")
+        if self.limit_side_len < 0:
+            raise ValueError(f"resize.limit_side_len must be positive, got {self.limit_side_len}")
+        if not 0 <= self.pad_value <= 255:
+            raise ValueError(f"resize.pad_value must be in 0..255, got {self.pad_value}")
+        limit = self.crop in ("limit_max", "limit_min")
+        if self.size is None and not limit and self.crop != "none":
+            raise ValueError(
+                f"crop policy '{self.crop}' needs a model input size (card.input_size); a model "
+                "that takes any size uses limit_max / limit_min"
+            )
+        if limit and self.size is None and not self.limit_side_len:
+            raise ValueError(f"crop policy '{self.crop}' needs resize.limit_side_len")
 
 
 def resized_hw(h: int, w: int, spec: ResizeSpec) -> tuple[int, int]:
     """(height, width) the library is asked to produce, before any crop or pad."""
-    size = spec.size
-    if spec.crop == "squash":
-        return size, size
     if spec.crop in ("limit_max", "limit_min"):
-        return limited_hw(h, w, spec.limit_len or size, spec.crop == "limit_max", spec.multiple)
+        limit = spec.limit_side_len or max(spec.size)
+        return limited_hw(h, w, limit, spec.crop == "limit_max", spec.multiple)
+    th, tw = spec.size
+    if spec.crop == "squash":
+        return th, tw
     if spec.crop == "squash_crop":
-        target = int(math.floor(size / spec.crop_pct))
-        return target, target
+        return int(math.floor(th / spec.crop_pct)), int(math.floor(tw / spec.crop_pct))
     if spec.crop == "center":
-        target = int(math.floor(size / spec.crop_pct))
-        if h <= w:
-            return target, max(1, int(target * w / h))
-        return max(1, int(target * h / w)), target
-    scale = size / max(h, w)  # letterbox: long side to size
+        if th == tw:  # torchvision's Resize(int): the short side, the long one truncated
+            target = int(math.floor(th / spec.crop_pct))
+            if h <= w:
+                return target, max(1, int(target * w / h))
+            return max(1, int(target * h / w)), target
+        s = max(th / h, tw / w) / spec.crop_pct  # cover the (non-square) crop, keep aspect
+        return max(1, int(h * s)), max(1, int(w * s))
+    scale = min(th / h, tw / w)  # letterbox: the long side to the model size
+    if spec.anchor == "top_left":  # YOLOX: int(h * r), int(w * r)
+        return max(1, int(h * scale)), max(1, int(w * scale))
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
@@ -116,59 +146,55 @@ def limited_hw(h: int, w: int, limit: int, is_max: bool, multiple: int) -> tuple
     )
 
 
-def center_crop(arr: np.ndarray, size: int) -> np.ndarray:
-    """torchvision's CenterCrop arithmetic; pads with zeros if the input is smaller."""
+def _shift(n: int, out: int, anchor: str) -> int:
+    """Where an axis of n pixels starts in an axis of `out` (negative: cropped away)."""
+    if anchor == "top_left":
+        return 0
+    if n > out:  # torchvision CenterCrop: round((n - out) / 2) cut from the start
+        return -int(round((n - out) / 2.0))
+    return (out - n) // 2  # ... and its padding puts the odd pixel at the end
+
+
+def crop_or_pad(frame: Frame, out_hw: tuple[int, int], value: int, anchor: str) -> Frame:
+    """Place the frame's pixels in an out_hw canvas: centre-crop what is larger, pad what is
+    smaller (torchvision's CenterCrop arithmetic), or from the top-left corner."""
+    arr = frame.pixels
     h, w = arr.shape[:2]
-    if h < size or w < size:
-        arr = letterbox_pad(arr, max(size, h), max(size, w), 0)
-        h, w = arr.shape[:2]
-    top = int(round((h - size) / 2.0))
-    left = int(round((w - size) / 2.0))
-    return arr[top : top + size, left : left + size]
+    oh, ow = out_hw
+    top, left = _shift(h, oh, anchor), _shift(w, ow, anchor)
+    out = np.full((oh, ow, arr.shape[2]), value, dtype=arr.dtype)
+    sy0, dy0 = max(0, -top), max(0, top)
+    sx0, dx0 = max(0, -left), max(0, left)
+    ch, cw = min(h - sy0, oh - dy0), min(w - sx0, ow - dx0)
+    out[dy0 : dy0 + ch, dx0 : dx0 + cw] = arr[sy0 : sy0 + ch, sx0 : sx0 + cw]
+    return Frame(out, frame.geometry.then_shift(left, top, out_hw))
 
 
-def letterbox_pad(arr: np.ndarray, out_h: int, out_w: int, value: int) -> np.ndarray:
-    h, w = arr.shape[:2]
-    out = np.full((out_h, out_w, arr.shape[2]), value, dtype=arr.dtype)
-    top, left = (out_h - h) // 2, (out_w - w) // 2
-    out[top : top + h, left : left + w] = arr
-    return out
-
-
-@RESIZERS.register("pil")
-def _resize_pil(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
-    return np.asarray(Image.fromarray(arr).resize((w, h), _PIL[spec.interpolation]))
-
-
-@RESIZERS.register("opencv")
-def _resize_cv2(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
-    return cv2.resize(arr, (w, h), interpolation=_CV2[spec.interpolation])
-
-
-@RESIZERS.register("torchvision")
-def _resize_tv(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
-    if not arr.flags.writeable:  # Pillow hands out read-only views; torch wants to own them
-        arr = arr.copy()
-    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
-    antialias = spec.antialias and spec.interpolation != "nearest"
-    out = TF.resize(t, [h, w], interpolation=_TV[spec.interpolation], antialias=antialias)
-    return out.permute(1, 2, 0).contiguous().numpy()
-
-
-@RESIZERS.register("none")
-def _no_resample(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
-    return arr  # resize() handles "none" before asking for a size; kept for the registry
-
-
-def resize(arr: np.ndarray, spec: ResizeSpec) -> np.ndarray:
-    if spec.library == "none":  # no resampling: centre-crop (or zero-pad) to the model size
-        return center_crop(arr, spec.size) if arr.shape[:2] != (spec.size,) * 2 else arr
-    h, w = resized_hw(arr.shape[0], arr.shape[1], spec)
+def resize(arr: np.ndarray, spec: ResizeSpec) -> Frame:
+    src_hw = (arr.shape[0], arr.shape[1])
+    frame = Frame(arr, Geometry.identity(src_hw))
+    if spec.library == "none" or spec.crop == "none":  # no resampling
+        if spec.size is None or src_hw == spec.size:
+            return frame
+        return crop_or_pad(frame, spec.size, 0, "center")
+    h, w = resized_hw(*src_hw, spec)
     if spec.swap_hw:  # the bug: (h, w) handed to an API that reads (w, h)
         h, w = w, h
-    out = RESIZERS.get(spec.library)(arr, h, w, spec)
-    if spec.crop == "letterbox":
-        return letterbox_pad(out, spec.size, spec.size, spec.pad_value)
-    if spec.crop in ("center", "squash_crop", "limit_max", "limit_min"):
-        return center_crop(out, spec.size)  # limit_*: pads when the rounded image is smaller
-    return out
+    out = RESIZERS.get(spec.library).fn(arr, h, w, spec)
+    # The transform is what the library really produced, not what was meant.
+    frame = Frame(out, frame.geometry.then_resize((out.shape[0], out.shape[1])))
+    if spec.size is None or (frame.pixels.shape[:2] == spec.size and spec.crop != "letterbox"):
+        return frame
+    value = spec.pad_value if spec.crop == "letterbox" else 0
+    anchor = spec.anchor if spec.crop == "letterbox" else "center"
+    return crop_or_pad(frame, spec.size, value, anchor)
+
+
+def center_crop(arr: np.ndarray, size: int) -> np.ndarray:
+    """torchvision's CenterCrop arithmetic on a bare array (pads with zeros if smaller)."""
+    frame = Frame(arr, Geometry.identity((arr.shape[0], arr.shape[1])))
+    return crop_or_pad(frame, (size, size), 0, "center").pixels
+
+
+# The built-in resize libraries register themselves on import.
+from evalharness.preprocess import resizers  # noqa: E402, F401
