@@ -147,7 +147,7 @@ def prepare(cfg: DictConfig, choices: dict[str, str], explicit: set[str] | None 
     opts = sweep_options(cfg)
     model = ModelSpec.from_config(cfg.model)
     dataset = load_dataset(cfg.dataset)
-    task = get_task(model.task)
+    task = get_task(model.task, model)
     if dataset.task != model.task:
         raise ValueError(
             f"model '{model.name}' is a {model.task} model, dataset '{dataset.name}' is a "

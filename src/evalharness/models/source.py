@@ -123,6 +123,9 @@ class ModelSpec:
     task: str = "classification"
     # role the task reads -> the model's output name ("logits" -> "output"); () = task default
     outputs: tuple[tuple[str, str], ...] = ()
+    # the task's post-processing settings (head type, thresholds, NMS IoU...) as sorted
+    # (key, value) pairs: part of the model's identity, read by Task.for_model
+    postprocess: tuple[tuple[str, Any], ...] = ()
     builder_cfg: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @classmethod
@@ -150,6 +153,8 @@ class ModelSpec:
             }
         outputs = OmegaConf.to_container(cfg.outputs, resolve=True) if cfg.get("outputs") else {}
         n_classes = cfg.get("num_classes")
+        post = OmegaConf.to_container(cfg.postprocess, resolve=True) if cfg.get("postprocess") else {}
+        post = tuple(sorted((str(k), _frozen(v)) for k, v in post.items()))
         return cls(
             name=cfg.name,
             builder=repr(sorted(builder.items())) if builder else "",
@@ -160,6 +165,7 @@ class ModelSpec:
             source=source,
             task=task,
             outputs=tuple(sorted((str(k), str(v)) for k, v in outputs.items())),
+            postprocess=post,
             builder_cfg=builder,
         )
 
@@ -174,6 +180,15 @@ class ModelSpec:
     def output_for(self, role: str) -> str | None:
         """The model's output name that the task reads as `role`, if the config names one."""
         return dict(self.outputs).get(role)
+
+
+def _frozen(v: Any) -> Any:
+    """Config values as hashable ones (lists -> tuples), for a frozen ModelSpec."""
+    if isinstance(v, list):
+        return tuple(_frozen(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _frozen(x)) for k, x in v.items()))
+    return v
 
 
 def clean_state_dict(obj: Any) -> dict[str, torch.Tensor]:

@@ -52,6 +52,11 @@ class Task(ABC):
     def schema(self) -> pa.Schema:
         return pa.schema(COMMON_SCHEMA + self.task_schema + ERROR_SCHEMA)
 
+    def for_model(self, model: Any) -> Task:
+        """The task bound to a model's post-processing settings (model.postprocess: head
+        type, thresholds, NMS IoU...); tasks without settings return themselves."""
+        return self
+
     def check_dataset(self, dataset: Any, model: Any) -> None:
         """Refuse a model/dataset pair that cannot be scored, before any sample is read."""
 
@@ -118,8 +123,10 @@ class Task(ABC):
 TASKS: Registry[Task] = Registry("task")
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str, model: Any = None) -> Task:
+    """The registered task, bound to the model's post-processing settings when given."""
     from evalharness.tasks import register_all
 
     register_all()
-    return TASKS.get(name)
+    task = TASKS.get(name)
+    return task.for_model(model) if model is not None else task
