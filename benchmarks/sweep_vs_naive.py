@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from evalharness.compose import resolve
-from evalharness.preprocess.errors import StageError
-from evalharness.preprocess.pipeline import run_pipeline
 from evalharness.engine.loop import load_sessions, run_sweep
 from evalharness.engine.options import SweepOptions
+from evalharness.preprocess.errors import StageError
+from evalharness.preprocess.pipeline import run_pipeline
 
 
 def compose_run(overrides: list[str]):

@@ -66,10 +66,14 @@ def test_mixed_dataset_sweep_completes_with_the_right_error_counts(run_app, tmp_
     extra = {name: make() for name, (make, _) in BAD_FILES.items()}
     overrides = demo_subset(tmp_path / "ds", 20, extra)
     manifest = pd.read_csv(tmp_path / "ds" / "manifest.csv")
+    # a copy: the same file listed twice is refused (every per-sample table joins on it)
+    (tmp_path / "ds" / "images" / "label99.jpg").write_bytes(
+        (tmp_path / "ds" / manifest.path[0]).read_bytes()
+    )
     more = pd.DataFrame(
         [
             {"sample_id": "bad_missing", "path": "images/nowhere.jpg", "label": 0},
-            {"sample_id": "bad_label", "path": manifest.path[0], "label": 99},
+            {"sample_id": "bad_label", "path": "images/label99.jpg", "label": 99},
         ]
     )
     pd.concat([manifest, more]).to_csv(tmp_path / "ds" / "manifest.csv", index=False)

@@ -37,7 +37,7 @@ def test_unknown_option_is_one_line_with_the_choices():
     "args,message",
     [
         (["dataset.root=/nonexistent/demo"], "dataset 'demo': manifest not found: /nonexistent"),
-        (["norm=ov_ppp"], "norm=ov_ppp .*needs backend=openvino"),
+        (["norm=ov_ppp"], "norm=ov_ppp .*'ov_ppp' is not available on torch"),
         (["model.weights=/no/such.pt"], "model 'demo_cnn': weights file not found: /no/such.pt"),
     ],
 )

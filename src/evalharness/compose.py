@@ -8,8 +8,8 @@ from omegaconf import DictConfig, open_dict
 
 from evalharness import CONF_DIR
 from evalharness.data.dataset import Dataset, load_dataset
-from evalharness.models.source import ModelSpec
 from evalharness.engine.plan import FACTORS, RunSpec, apply_model_card, expand, explicit_factors
+from evalharness.models.source import ModelSpec
 
 
 def compose_config(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
