@@ -95,7 +95,7 @@ def _check_ids(ds: Dataset) -> None:
             f"dataset '{ds.name}': {len(dup)} sample id(s) occur more than once "
             f"({', '.join(repr(d) for d in dup[:3])}); every sample needs its own id"
         )
-    paths = Counter(str(s.path.resolve(strict=False)) for s in ds.samples)
+    paths = Counter(os.path.normpath(os.path.abspath(s.path)) for s in ds.samples)
     dup = [k for k, n in paths.items() if n > 1]
     if dup:
         raise ValueError(
