@@ -31,6 +31,8 @@ def onnx_for_variant(variant: ModelVariant, cache_dir: str):
 
 
 class OrtSession:
+    thread_safe = True  # InferenceSession.run may be called from several threads
+
     def __init__(self, path: str, variant: ModelVariant) -> None:
         import onnxruntime as ort
 
