@@ -14,6 +14,7 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from evalharness.analysis.findings import write_findings
 from evalharness.backends.base import MissingRuntimeError
 from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.engine.claim import PlanMismatchError, RunDirBusyError, claim
@@ -218,6 +219,8 @@ def run(
         )  # fmt: skip
     if not quiet:
         report_to_terminal(summary, Path(run_dir), stats, task)
+    if not quiet and opts.shard_count == 1:
+        print(write_findings(Path(run_dir), dataset), end="")
     if cfg.get("report") and opts.shard_count == 1:
         from evalharness.report.build import write_report
 

@@ -167,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"merged {len(args.shards)} shard(s) into {args.out}: {len(summary)} configs")
+    from evalharness.analysis.findings import write_findings
+
+    # The sweep's end: its findings, with no on-demand evaluation (merge loads no backend).
+    print(write_findings(args.out, max_on_demand=0), end="")
     return 0
 
 
