@@ -12,7 +12,8 @@ import pandas as pd
 
 from evalharness.analysis.attribution import all_coalition_configs
 from evalharness.analysis.results import RunResults
-from evalharness.explain import explain, parse_assignments
+from evalharness.cli.assignments import parse_assignments
+from evalharness.explain import explain
 from evalharness.preprocess.errors import StageError
 from evalharness.report import plots
 from evalharness.rundir import reference_config, run_dataset, spec_for
@@ -207,8 +208,21 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
     return run_dir / "report.html"
 
 
+EPILOG = """\
+examples:
+  evalharness report results/gap
+  evalharness report results/gap --b resize=cv2_linear colour=bgr --bootstrap 2000
+
+B defaults to the run's worst config; A is the model card's reference.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Write report.html and report.md for a run dir.")
+    ap = argparse.ArgumentParser(
+        description="Write report.html and report.md for a run dir.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--b", nargs="*", help="config B as factor=value (default: the worst config)")
     ap.add_argument("--bootstrap", type=int, default=1000)
