@@ -34,6 +34,7 @@ from evalharness.models.source import ModelSpec
 from evalharness.provenance import versions
 from evalharness.registry import UnknownNameError
 from evalharness.tasks.base import Task, get_task
+from evalharness.tracking import check_tracking, log_sweep
 
 log = logging.getLogger("evalharness")
 
@@ -167,6 +168,7 @@ def prepare(cfg: DictConfig, choices: dict[str, str], explicit: set[str] | None 
     """Everything a run needs, checked, before anything is written: specs, dataset, task."""
     choices = apply_model_card(cfg, choices, explicit or set())
     check_settings(cfg)
+    check_tracking(cfg.get("tracking"))
     opts = sweep_options(cfg)
     model = ModelSpec.from_config(cfg.model)
     dataset = load_dataset(cfg.dataset)
@@ -225,6 +227,10 @@ def run(
         from evalharness.report.build import write_report
 
         print(f"report: {write_report(Path(run_dir))}")
+    if not quiet and opts.shard_count == 1:
+        logged = log_sweep(cfg, Path(run_dir))
+        if logged:
+            print(logged)
     return summary
 
 
