@@ -9,13 +9,16 @@ counted ground truth (npig = 0) are left out of the mean.
 
 A resample draws images with repetition. Here every detection keeps one fixed place (the
 order of the whole set) and each image carries a weight, its number of draws: the
-cumulative sums add the weight where COCO would add one per copy. That gives COCO's
-numbers exactly. A copy of a true positive only adds points that rise towards the
-group's last point; a copy of a false positive only adds points below the one before it;
-a detection with weight 0 or ignored adds a point equal to the previous one. None of these
-can be the maximum read at a recall threshold. At the identity resample (every weight 1) this is
-COCOeval.accumulate step for step, and tests hold it to pycocotools' stats[0] and stats[1]
-within 1e-9.
+cumulative sums add the weight where COCO would add one per copy. That is COCOeval on the
+drawn images, each draw its own image, numbered in the set's order: a copy of a true
+positive only adds points rising towards the copies' last one; a copy of a false
+positive only adds points below the one before it; a detection with weight 0, or
+ignored, adds a point equal to the previous one: none of them can be the maximum read at
+a recall threshold. The one difference: where one image holds equal scores in one class,
+COCO would interleave the copies (a, b, a, b) and the weights take them in blocks (a, a,
+b, b); that changes resamples only, never the point estimate. At the identity resample
+(every weight 1) this is COCOeval.accumulate step for step; tests hold it to pycocotools'
+stats[0] and stats[1] within 1e-9, and resamples to COCOeval on the drawn images.
 
 Per class, per IoU threshold, every resample at once: the running sums are (resamples x
 true positives) arrays, and each true positive adds its interpolated precision once for
