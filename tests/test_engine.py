@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalharness.engine.loop import PlanMismatchError
+from evalharness.engine.claim import PlanMismatchError
 
 from .conftest import run_in_process
 from .helpers import demo_subset
@@ -34,8 +34,28 @@ def test_each_unique_stage_prefix_is_computed_once(small_sweep):
     assert stats["resize_calls"] == 40 * 3 * 2
     assert stats["colour_calls"] == 40 * 3 * 2
     assert stats["normalize_calls"] == 40 * 3 * 2 * 2
-    assert stats["infer_sample_calls"] == 40 * 24
+    assert stats["infer_requested"] == 40 * 24
+    # Pillow, OpenCV and torchvision.io decode these JPEGs alike: most tensors repeat
+    assert stats["infer_unique"] < 40 * 24 * 0.5
+    assert stats["infer_saving"] == pytest.approx(1 - stats["infer_unique"] / (40 * 24), abs=1e-4)
     assert stats["variant_load_calls"] == 4  # 2 backends x 2 placements, once each
+
+
+@pytest.mark.parametrize("setting", ["dedup=false", "workers=1", "memory_budget=2400000"])
+def test_predictions_do_not_depend_on_dedup_workers_or_budget(small_sweep, run_app, setting):
+    """Dedup off, one worker, or pipelines split into many groups by a tiny memory budget:
+    the same predictions (logits within 1e-6 where a backend's arithmetic depends on the
+    batch; the predictions table holds label_logit)."""
+    summary, out = small_sweep
+    other, run_dir = run_app([*SMALL_SWEEP, setting])
+    a = pd.read_parquet(out / "predictions.parquet")
+    b = pd.read_parquet(run_dir / "predictions.parquet")
+    cols = ["sample_id", "config_id", "pred", "correct1", "correct5", "error"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert np.abs(a.label_logit - b.label_logit).max() <= 1e-6
+    stats = json.loads((run_dir / "stats.json").read_text())
+    if setting == "dedup=false":
+        assert stats["infer_unique"] == stats["infer_requested"] == 40 * 24
 
 
 def test_outputs_have_the_documented_form(small_sweep):
@@ -73,9 +93,9 @@ def test_memoized_engine_agrees_with_the_plain_pipeline(small_sweep, export_cach
     """Every prediction equals what running the stages one sample at a time gives."""
     from evalharness.backends import BACKENDS
     from evalharness.data.dataset import load_dataset
+    from evalharness.engine.plan import expand
     from evalharness.models.source import ModelSpec
     from evalharness.preprocess.pipeline import run_pipeline
-    from evalharness.engine.plan import expand
 
     from .conftest import compose_config
 
@@ -86,8 +106,8 @@ def test_memoized_engine_agrees_with_the_plain_pipeline(small_sweep, export_cach
     ds = load_dataset(cfg.dataset)
     for spec in specs[::7]:
         session = BACKENDS.get(spec.variant.backend)().load(spec.variant, str(export_cache))
-        x = np.stack([run_pipeline(spec.stages, s.path) for s in ds.samples])
-        expected = session.infer(x).argmax(1)
+        x = np.stack([run_pipeline(spec.stages, s.path).pixels for s in ds.samples])
+        expected = session.infer(x)["logits"].argmax(1)
         got = preds[preds.config_id == spec.config_id].sort_values("sample_index").pred
         assert (got.to_numpy() == expected).all(), spec.factor_dict
 

@@ -18,7 +18,7 @@ from evalharness.backends.base import MissingRuntimeError
 from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.engine.claim import PlanMismatchError, RunDirBusyError, claim
 from evalharness.engine.loop import plan_record, run_sweep
-from evalharness.engine.options import SweepOptions, positive_int, shard_chunks
+from evalharness.engine.options import SweepOptions, positive_int, resolve_workers, shard_chunks
 from evalharness.engine.plan import (
     FACTORS,
     PlanError,
@@ -26,6 +26,7 @@ from evalharness.engine.plan import (
     apply_model_card,
     expand,
     explicit_factors,
+    setting_column,
 )
 from evalharness.engine.tables import finalize, summary_factors
 from evalharness.models.source import ModelSpec
@@ -76,7 +77,28 @@ def sweep_options(cfg: DictConfig) -> SweepOptions:
         progress=bool(cfg.progress),
         shard_index=shard.get("index", 0),
         shard_count=shard.get("count", 1),
+        workers=resolve_workers(cfg.get("workers", "auto")),
+        dedup=bool(cfg.get("dedup", True)),
+        memory_budget=memory_bytes(cfg.get("memory_budget", 1_500_000_000)),
     )
+
+
+def memory_bytes(value) -> int:
+    """memory_budget: bytes as a number (1.5e9) or with a unit ("1.5GB", "800MB")."""
+    text = str(value).strip().upper()
+    units = {"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+    for unit, scale in units.items():
+        if text.endswith(unit):
+            try:
+                return int(float(text[: -len(unit)]) * scale)
+            except ValueError:
+                break
+    try:
+        return int(float(text))
+    except ValueError:
+        raise ValueError(
+            f"memory_budget must be bytes (1.5e9) or like 1.5GB, got {value!r}"
+        ) from None
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -175,12 +197,16 @@ def run(
     configs = configs_table(specs, model, dataset)
     plan = plan_record(specs, dataset, opts)
     columns = factor_columns(specs)
+    settings = {
+        setting_column(k): k for k in (cfg.get("sweep") or {}).get("factors", {}) if "." in k
+    }
     files = {
         # The resolved config and the option names, so analysis can re-create any config
         # later (on-demand evaluation) without Hydra's own files.
         "run_config.yaml": OmegaConf.to_yaml(cfg, resolve=True),
         "choices.json": json.dumps(choices, indent=1),
         "configs.csv": configs.to_csv(index=False),
+        "factors.json": json.dumps({"factors": columns, "settings": settings}, indent=1),
     }
     with claim(Path(run_dir), plan, files):
         log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)

@@ -9,6 +9,8 @@ reshaped to a dynamic batch when OpenVINO allows it (the session notes say so).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from evalharness.backends.base import BACKENDS, Capabilities, IOInfo, ModelVariant
@@ -55,8 +57,11 @@ def free_fixed_batch(model) -> str | None:
 
 
 class OpenVinoSession:
+    thread_safe = True  # one infer request per thread on a shared compiled model
+
     def __init__(self, compiled, notes: tuple[str, ...]) -> None:
-        self.request = compiled.create_infer_request()
+        self.compiled = compiled
+        self._local = threading.local()
         inp = compiled.inputs[0]
         self.input = IOInfo(inp.get_any_name(), _shape(inp.get_partial_shape()))
         self.output_names = []
@@ -69,6 +74,12 @@ class OpenVinoSession:
         hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.precision_ran = _EFFECTIVE.get(hint, hint)
         self.notes = notes
+
+    @property
+    def request(self):
+        if not hasattr(self._local, "request"):
+            self._local.request = self.compiled.create_infer_request()
+        return self._local.request
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         res = self.request.infer({0: batch})
