@@ -66,7 +66,9 @@ class Detection(Task):
     roles = ("raw",)
     metric = "mAP"
     metric_columns = ("mAP", "mAP_lo", "mAP_hi", "mAP50", "mAP50_lo", "mAP50_hi")
-    flip_names = ("images_worse", "images_better")
+    unit = "mAP points"
+    number_format = "{:+.2f}"
+    flip_names = ("images_worse", "images_better")  # per-image F1 (image_scores) fell / rose
     task_schema = [
         ("boxes", pa.list_(pa.list_(pa.float32(), 4))),
         ("scores", pa.list_(pa.float32())),
