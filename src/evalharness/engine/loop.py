@@ -121,6 +121,11 @@ def load_sessions(
     return sessions
 
 
+def quantize_seconds(sessions: dict) -> float:
+    """Seconds spent quantizing this run (0 when every quantized model came from the cache)."""
+    return sum(getattr(s, "build_seconds", 0.0) for s in sessions.values())
+
+
 class StageProgress:
     """The progress bar's postfix: the chunk and the stage running now."""
 
@@ -302,6 +307,7 @@ def run_sweep(
         t0 = time.perf_counter()
         sessions = load_sessions(specs, task, dataset, opts.cache_dir, calibration)
         counters.seconds["load"] += time.perf_counter() - t0
+        counters.seconds["quantize"] += quantize_seconds(sessions)
         counters.calls["variant_load"] = len(sessions)
         ran = {
             s.config_id: dict(
