@@ -44,11 +44,13 @@ from evalharness.engine import store
 from evalharness.engine.infer import VariantInference, infer_batched
 from evalharness.engine.options import SweepOptions, shard_chunks, stable_hash
 from evalharness.engine.plan import RunSpec
-from evalharness.engine.walk import Failure, Pipeline, Walker, pipelines_of
+from evalharness.engine.walk import ByteBudget, Failure, Pipeline, Walker, pipelines_of
 from evalharness.tasks.base import Task
 
 log = logging.getLogger("evalharness")
 WARN_CONFIGS = 1000  # a plan this large gets a one-line warning with a time estimate
+# One decode budget per memory budget, shared by the chunks walked at the same time.
+DECODE_BUDGETS: dict[int, ByteBudget] = {}
 
 __all__ = ["Failure", "infer_batched", "load_sessions", "run_sweep", "plan_record"]
 
@@ -185,12 +187,16 @@ class ChunkEvaluator:
     ) -> None:
         self.samples, self.task, self.pipes = samples, task, pipes
         self.sessions, self.opts, self.pool = sessions, opts, pool
+        # half the budget for host tensors (pipeline groups), half for decoding in flight
+        self.decode_budget = DECODE_BUDGETS.setdefault(
+            opts.memory_budget, ByteBudget(opts.memory_budget // 2)
+        )
         self.counters = Counters()
         self.timing: dict[str, float] = defaultdict(float)
 
     def preprocess(self, group: list[Pipeline]) -> dict[int, list[Any]]:
         """Host frames (or Failures) per pipeline index of the group, per sample."""
-        walker = Walker([p.stages for p in group])
+        walker = Walker([p.stages for p in group], self.decode_budget)
         results = list(self.pool.map(walker.walk, self.samples))
         finals: dict[int, list[Any]] = {k: [] for k in range(len(group))}
         for outs, counts in results:
