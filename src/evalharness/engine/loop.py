@@ -273,16 +273,22 @@ def _chunk(dataset: Dataset, c: int, opts: SweepOptions) -> list[Sample]:
     return dataset.samples[c * opts.chunk_size : (c + 1) * opts.chunk_size]
 
 
-def warn_if_large(specs: list[RunSpec], n_samples: int, seconds_per_eval: float | None) -> None:
-    if len(specs) <= WARN_CONFIGS:
-        return
-    est = ""
-    if seconds_per_eval:
-        hours = seconds_per_eval * len(specs) * n_samples / 3600
-        est = f"; about {hours:.1f} h at the rate of the first chunk"
+def probe_seconds(samples, task, pipes, sessions, opts, pool) -> float:
+    """Seconds per sample of the whole plan, from a short probe: two samples through every
+    pipeline and every variant (nothing is written)."""
+    ev = ChunkEvaluator(samples[:2], task, pipes, sessions, opts, pool)
+    t0 = time.perf_counter()
+    for group in pipeline_groups(pipes, len(ev.samples), opts.memory_budget // 2):
+        ev.evaluate_group(group, ev.preprocess(group))
+    return (time.perf_counter() - t0) / max(1, len(ev.samples))
+
+
+def warn_if_large(specs: list[RunSpec], n_samples: int, seconds_per_sample: float) -> None:
+    secs = seconds_per_sample * n_samples
+    when = f"{secs / 3600:.1f} h" if secs >= 3600 else f"{secs / 60:.1f} min"
     print(
         f"warning: {len(specs)} configs x {n_samples} samples = {len(specs) * n_samples} "
-        f"evaluations{est}",
+        f"evaluations; about {when} expected from a 2-sample probe",
         file=sys.stderr,
     )
 
@@ -370,7 +376,11 @@ def run_chunks(todo, dataset, specs, pipes, sessions, task, opts, pool, ahead, c
         groups = pipeline_groups(pipes, len(samples), opts.memory_budget // 2)
         return ev, groups, ahead.submit(ev.preprocess, groups[0])
 
-    t_first = time.perf_counter()
+    if len(specs) > WARN_CONFIGS:
+        first_samples = _chunk(dataset, todo[0], opts)
+        n_left = sum(len(_chunk(dataset, c, opts)) for c in todo)
+        warn_if_large(specs, n_left,
+                      probe_seconds(first_samples, task, pipes, sessions, opts, pool))  # fmt: skip
     nxt = start(todo[0])
     for n, c in enumerate(todo):
         ev, groups, first = nxt
@@ -389,6 +399,3 @@ def run_chunks(todo, dataset, specs, pipes, sessions, task, opts, pool, ahead, c
         store.write_part(run_dir, c, rows.reset_index(drop=True), dict(ev.timing), task)
         counters.add(ev.counters)
         bar.update(len(ev.samples) * len(specs))
-        if n == 0:
-            per_eval = (time.perf_counter() - t_first) / max(1, len(ev.samples) * len(specs))
-            warn_if_large(specs, len(dataset), per_eval)
