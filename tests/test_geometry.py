@@ -20,6 +20,7 @@ POLICIES = [
     ("squash", {}),
     ("letterbox", {}),
     ("letterbox", {"anchor": "top_left"}),
+    ("letterbox_multiple", {"multiple": 32}),  # NanoDet: pad only up to a multiple of 32
     ("squash_crop", {}),
     ("limit_max", {"limit_side_len": 96, "multiple": 32}),
     ("limit_min", {"limit_side_len": 160, "multiple": 32}),
@@ -132,3 +133,15 @@ def test_a_box_predicted_on_a_letterboxed_image_lands_on_the_source_object():
     other = Frame(host.pixels, Geometry((416, 416), (416, 416)))
     (row2,) = task.predict({"raw": raw}, [other], [sample])
     assert not np.allclose(row2["boxes"][0], src_box, atol=1.0)
+
+
+def test_letterbox_multiple_pads_only_to_the_next_multiple_like_ncnn_nanodet():
+    """640 x 427 -> long side 320, short side int(427 * 320 / 640) = 213 -> canvas 224 x 320,
+    the image 5 px down (the odd padding pixel at the bottom), as ncnn's nanodet.py does."""
+    img = np.zeros((427, 640, 3), np.uint8)
+    spec = ResizeSpec("opencv", "bilinear", size=320, crop="letterbox_multiple", multiple=32)
+    frame = resize(img, spec)
+    assert frame.pixels.shape == (224, 320, 3)
+    assert frame.geometry.offset == (0.0, 5.0) and frame.geometry.out_hw == (224, 320)
+    portrait = resize(img.transpose(1, 0, 2), spec)
+    assert portrait.pixels.shape == (320, 224, 3)

@@ -72,8 +72,9 @@ class OpenVinoSession:
             except RuntimeError:  # an output without a tensor name
                 self.output_names.append(f"output{i}")
         # What the plugin actually runs: a CPU without f16/bf16 support silently runs f32.
-        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-        self.precision_ran = _EFFECTIVE.get(hint, hint)
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        self.precision_ran = _EFFECTIVE.get(name, name)
         self.notes = notes
 
     @property
