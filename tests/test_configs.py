@@ -33,7 +33,9 @@ def _factor_options():
 @pytest.mark.parametrize("group,name", list(_factor_options()))
 def test_every_factor_option_resolves(group, name):
     overrides = [f"{group}={name}"]
-    if (group, name) in {("norm", "ov_ppp"), ("precision", "fp16"), ("device", "gpu")}:
+    on_openvino = {("norm", "ov_ppp"), ("precision", "fp16"), ("device", "gpu"),
+                   ("precision", "int8_nncf"), ("precision", "int8_ort")}  # fmt: skip
+    if (group, name) in on_openvino:
         overrides.append("backend=openvino")
     cfg, choices = compose_config(overrides)
     specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))

@@ -155,3 +155,14 @@ def test_bad_files_become_error_rows_and_the_sweep_completes(run_app, tmp_path):
     assert errors.reason.str.contains("file not found").any()
     preds = pd.read_parquet(out / "predictions.parquet")
     assert (preds[preds.error_stage.notna()].pred == -1).all()
+
+
+def test_a_plan_over_1000_configs_warns_with_a_probed_estimate(run_app, capsys, monkeypatch):
+    from evalharness.engine import loop
+
+    monkeypatch.setattr(loop, "WARN_CONFIGS", 10)  # the demo's 24 configs count as "large"
+    run_app(SMALL_SWEEP)
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if ln.startswith("warning:"))
+    assert "24 configs x 40 samples = 960 evaluations; about" in line
+    assert "expected from a 2-sample probe" in line

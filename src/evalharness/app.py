@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from evalharness.analysis.findings import write_findings
 from evalharness.backends.base import MissingRuntimeError
@@ -180,7 +180,31 @@ def prepare(cfg: DictConfig, choices: dict[str, str], explicit: set[str] | None 
         )
     task.check_dataset(dataset, model)
     specs = expand(cfg, choices, model)
-    return choices, model, dataset, task, specs, opts
+    calib: list = []
+    if any(s.variant.option("calibrate") for s in specs) or cfg.calibration.get("held_out"):
+        calib, dataset, key = calibration_set(cfg, dataset)
+        specs = expand(cfg, choices, model, calibration_key=key)
+    return choices, model, dataset, task, specs, opts, calib
+
+
+def calibration_set(cfg: DictConfig, dataset: Dataset):
+    """The calibration images, the dataset left to score, and the key naming the set.
+
+    Held out of the evaluation set by default (recorded in the run config, so shards and
+    on-demand runs of this run hold out the very same images), or from calibration.dataset.
+    """
+    from evalharness.engine.calibration import calibration_key, choose, hold_out
+    from evalharness.engine.plan import load_option
+
+    n = positive_int("calibration.n", cfg.calibration.n)
+    if cfg.calibration.get("dataset"):
+        source = load_dataset(load_option("dataset", str(cfg.calibration.dataset)))
+        calib = choose(source, n)
+        return calib, dataset, calibration_key(calib, source.content_hash)
+    calib = choose(dataset, n)
+    with open_dict(cfg):
+        cfg.calibration.held_out = True
+    return calib, hold_out(dataset, calib), calibration_key(calib, dataset.content_hash)
 
 
 def run(
@@ -196,7 +220,7 @@ def run(
     (the others take the model card's reference). The run dir is locked and checked before
     anything is written in it: a refused run leaves it as it was.
     """
-    choices, model, dataset, task, specs, opts = prepare(cfg, choices, explicit)
+    choices, model, dataset, task, specs, opts, calib = prepare(cfg, choices, explicit)
     configs = configs_table(specs, model, dataset)
     plan = plan_record(specs, dataset, opts)
     columns = factor_columns(specs)
@@ -213,7 +237,7 @@ def run(
     }
     with claim(Path(run_dir), plan, files):
         log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)
-        stats = run_sweep(specs, dataset, Path(run_dir), opts, task)
+        stats = run_sweep(specs, dataset, Path(run_dir), opts, task, calibrator(calib))
         chunks = shard_chunks(len(dataset), opts)
         summary = finalize(
             Path(run_dir), configs, chunks, dataset.content_hash, versions(), task, columns,
@@ -232,6 +256,15 @@ def run(
         if logged:
             print(logged)
     return summary
+
+
+def calibrator(calib: list):
+    """spec -> its own host tensors of the calibration images (None: nothing calibrates)."""
+    if not calib:
+        return None
+    from evalharness.engine.calibration import tensors
+
+    return lambda spec: tensors(spec, calib)
 
 
 def report_to_terminal(summary: pd.DataFrame, run_dir: Path, stats: dict, task: Task) -> None:

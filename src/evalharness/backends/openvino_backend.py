@@ -15,6 +15,7 @@ import numpy as np
 
 from evalharness.backends.base import BACKENDS, Capabilities, IOInfo, ModelVariant
 from evalharness.backends.export import export_onnx, with_graph_normalization
+from evalharness.backends.quantize import Timer, quantize_nncf, quantize_ort
 
 _HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
 _EFFECTIVE = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
@@ -71,8 +72,9 @@ class OpenVinoSession:
             except RuntimeError:  # an output without a tensor name
                 self.output_names.append(f"output{i}")
         # What the plugin actually runs: a CPU without f16/bf16 support silently runs f32.
-        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-        self.precision_ran = _EFFECTIVE.get(hint, hint)
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        self.precision_ran = _EFFECTIVE.get(name, name)
         self.notes = notes
 
     @property
@@ -96,16 +98,23 @@ class OpenVinoBackend:
     capabilities = Capabilities(
         sources=("torch", "torchvision", "onnx", "openvino"),
         placements=("host", "graph", "ov_ppp"),
-        precisions=("fp32", "fp16", "bf16"),
+        precisions=("fp32", "fp16", "bf16", "int8_ort", "int8_nncf"),
         layouts=("NCHW", "NHWC"),
         devices=("cpu", "gpu"),
         requires=("openvino",),
     )
 
-    def load(self, variant: ModelVariant, cache_dir: str) -> OpenVinoSession:
+    @staticmethod
+    def refuses(placement: str, precision: str, device: str) -> str | None:
+        if precision.startswith("int8") and placement == "ov_ppp":
+            return "int8 with norm 'ov_ppp' is not supported (calibrate with host or graph)"
+        return None
+
+    def load(self, variant: ModelVariant, cache_dir: str, calibration=None) -> OpenVinoSession:
         import openvino as ov
 
         core = ov.Core()
+        timer = Timer()
         if variant.model.source == "openvino":  # an IR: read as it is
             if variant.placement == "graph":
                 raise ValueError("norm 'graph' needs an ONNX or torch model, not an IR")
@@ -114,6 +123,12 @@ class OpenVinoBackend:
             path = export_onnx(variant.model, cache_dir)
             if variant.placement == "graph":
                 path = with_graph_normalization(path, cache_dir, variant.mean, variant.std)
+        if variant.precision.startswith("int8") and calibration is None:
+            raise ValueError(f"precision {variant.precision} needs calibration images")
+        if variant.precision == "int8_ort":  # the QDQ ONNX onnxruntime runs, read as int8
+            path = quantize_ort(path, variant, calibration, cache_dir, timer)
+        elif variant.precision == "int8_nncf":
+            path = quantize_nncf(path, variant, calibration, cache_dir, timer)
         try:
             model = core.read_model(str(path))
         except RuntimeError as e:
@@ -123,13 +138,17 @@ class OpenVinoBackend:
         if variant.placement == "ov_ppp":
             model = add_ppp_normalization(model, variant.mean, variant.std)
         config = {
-            "INFERENCE_PRECISION_HINT": _HINTS[variant.precision],
+            "INFERENCE_PRECISION_HINT": _HINTS.get(variant.precision, "f32"),
             "INFERENCE_NUM_THREADS": variant.threads,
             "NUM_STREAMS": 1,
         }
         device = variant.option("ov_device") or _DEVICES.get(variant.device, variant.device)
         compiled = core.compile_model(model, device, config)
-        return OpenVinoSession(compiled, (note,) if note else ())
+        session = OpenVinoSession(compiled, (note,) if note else ())
+        if variant.precision.startswith("int8"):
+            session.precision_ran = "int8"  # the f32 hint covers what int8 ops leave
+        session.build_seconds = timer.seconds
+        return session
 
     def versions(self) -> dict[str, str]:
         import openvino as ov

@@ -44,11 +44,13 @@ from evalharness.engine import store
 from evalharness.engine.infer import VariantInference, infer_batched
 from evalharness.engine.options import SweepOptions, shard_chunks, stable_hash
 from evalharness.engine.plan import RunSpec
-from evalharness.engine.walk import Failure, Pipeline, Walker, pipelines_of
+from evalharness.engine.walk import ByteBudget, Failure, Pipeline, Walker, pipelines_of
 from evalharness.tasks.base import Task
 
 log = logging.getLogger("evalharness")
 WARN_CONFIGS = 1000  # a plan this large gets a one-line warning with a time estimate
+# One decode budget per memory budget, shared by the chunks walked at the same time.
+DECODE_BUDGETS: dict[int, ByteBudget] = {}
 
 __all__ = ["Failure", "infer_batched", "load_sessions", "run_sweep", "plan_record"]
 
@@ -121,6 +123,11 @@ def load_sessions(
     return sessions
 
 
+def quantize_seconds(sessions: dict) -> float:
+    """Seconds spent quantizing this run (0 when every quantized model came from the cache)."""
+    return sum(getattr(s, "build_seconds", 0.0) for s in sessions.values())
+
+
 class StageProgress:
     """The progress bar's postfix: the chunk and the stage running now."""
 
@@ -180,12 +187,16 @@ class ChunkEvaluator:
     ) -> None:
         self.samples, self.task, self.pipes = samples, task, pipes
         self.sessions, self.opts, self.pool = sessions, opts, pool
+        # half the budget for host tensors (pipeline groups), half for decoding in flight
+        self.decode_budget = DECODE_BUDGETS.setdefault(
+            opts.memory_budget, ByteBudget(opts.memory_budget // 2)
+        )
         self.counters = Counters()
         self.timing: dict[str, float] = defaultdict(float)
 
     def preprocess(self, group: list[Pipeline]) -> dict[int, list[Any]]:
         """Host frames (or Failures) per pipeline index of the group, per sample."""
-        walker = Walker([p.stages for p in group])
+        walker = Walker([p.stages for p in group], self.decode_budget)
         results = list(self.pool.map(walker.walk, self.samples))
         finals: dict[int, list[Any]] = {k: [] for k in range(len(group))}
         for outs, counts in results:
@@ -262,16 +273,22 @@ def _chunk(dataset: Dataset, c: int, opts: SweepOptions) -> list[Sample]:
     return dataset.samples[c * opts.chunk_size : (c + 1) * opts.chunk_size]
 
 
-def warn_if_large(specs: list[RunSpec], n_samples: int, seconds_per_eval: float | None) -> None:
-    if len(specs) <= WARN_CONFIGS:
-        return
-    est = ""
-    if seconds_per_eval:
-        hours = seconds_per_eval * len(specs) * n_samples / 3600
-        est = f"; about {hours:.1f} h at the rate of the first chunk"
+def probe_seconds(samples, task, pipes, sessions, opts, pool) -> float:
+    """Seconds per sample of the whole plan, from a short probe: two samples through every
+    pipeline and every variant (nothing is written)."""
+    ev = ChunkEvaluator(samples[:2], task, pipes, sessions, opts, pool)
+    t0 = time.perf_counter()
+    for group in pipeline_groups(pipes, len(ev.samples), opts.memory_budget // 2):
+        ev.evaluate_group(group, ev.preprocess(group))
+    return (time.perf_counter() - t0) / max(1, len(ev.samples))
+
+
+def warn_if_large(specs: list[RunSpec], n_samples: int, seconds_per_sample: float) -> None:
+    secs = seconds_per_sample * n_samples
+    when = f"{secs / 3600:.1f} h" if secs >= 3600 else f"{secs / 60:.1f} min"
     print(
         f"warning: {len(specs)} configs x {n_samples} samples = {len(specs) * n_samples} "
-        f"evaluations{est}",
+        f"evaluations; about {when} expected from a 2-sample probe",
         file=sys.stderr,
     )
 
@@ -302,6 +319,7 @@ def run_sweep(
         t0 = time.perf_counter()
         sessions = load_sessions(specs, task, dataset, opts.cache_dir, calibration)
         counters.seconds["load"] += time.perf_counter() - t0
+        counters.seconds["quantize"] += quantize_seconds(sessions)
         counters.calls["variant_load"] = len(sessions)
         ran = {
             s.config_id: dict(
@@ -358,7 +376,11 @@ def run_chunks(todo, dataset, specs, pipes, sessions, task, opts, pool, ahead, c
         groups = pipeline_groups(pipes, len(samples), opts.memory_budget // 2)
         return ev, groups, ahead.submit(ev.preprocess, groups[0])
 
-    t_first = time.perf_counter()
+    if len(specs) > WARN_CONFIGS:
+        first_samples = _chunk(dataset, todo[0], opts)
+        n_left = sum(len(_chunk(dataset, c, opts)) for c in todo)
+        warn_if_large(specs, n_left,
+                      probe_seconds(first_samples, task, pipes, sessions, opts, pool))  # fmt: skip
     nxt = start(todo[0])
     for n, c in enumerate(todo):
         ev, groups, first = nxt
@@ -377,6 +399,3 @@ def run_chunks(todo, dataset, specs, pipes, sessions, task, opts, pool, ahead, c
         store.write_part(run_dir, c, rows.reset_index(drop=True), dict(ev.timing), task)
         counters.add(ev.counters)
         bar.update(len(ev.samples) * len(specs))
-        if n == 0:
-            per_eval = (time.perf_counter() - t_first) / max(1, len(ev.samples) * len(specs))
-            warn_if_large(specs, len(dataset), per_eval)

@@ -10,9 +10,13 @@ is done, so memory does not grow with the chunk size or the number of configs, a
 
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from PIL import Image
 
 from evalharness.data.dataset import Sample
 from evalharness.preprocess.errors import StageError
@@ -51,13 +55,53 @@ class _Counts:
         self.seconds: defaultdict = defaultdict(float)
 
 
+class ByteBudget:
+    """A counting semaphore in bytes: walks of huge images wait for each other, small ones
+    run side by side. A request larger than the whole budget waits until it runs alone."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.used = capacity, 0
+        self.cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, n: int):
+        n = min(n, self.capacity)
+        with self.cond:
+            self.cond.wait_for(lambda: self.used + n <= self.capacity)
+            self.used += n
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.used -= n
+                self.cond.notify_all()
+
+
+def decode_bytes(sample: Sample) -> int:
+    """What decoding this file may hold at once: width x height x 3 bytes, three times over
+    (the library's image, its RGB conversion, the array), from the header alone."""
+    try:
+        with Image.open(sample.path) as img:
+            w, h = img.size
+    except Exception:  # unreadable: the decoder will say why; it costs nothing to hold
+        return 0
+    return w * h * 3 * 3
+
+
 class Walker:
     """Walks the trie of `pipelines` (stage tuples in trie order) for one sample."""
 
-    def __init__(self, pipelines: list[tuple[Stage, ...]]) -> None:
+    def __init__(self, pipelines: list[tuple[Stage, ...]], budget: ByteBudget | None = None):
         self.pipelines = pipelines
+        self.budget = budget
 
     def walk(self, sample: Sample) -> tuple[list[Any], _Counts]:
+        if self.budget is None:
+            return self._walk(sample)
+        with self.budget.hold(decode_bytes(sample)):
+            return self._walk(sample)
+
+    def _walk(self, sample: Sample) -> tuple[list[Any], _Counts]:
         counts = _Counts()
         path: list[tuple[Stage, Any, float]] = []  # the current branch: stage, output, seconds
         outs = []
