@@ -180,7 +180,10 @@ def worst_lines(run_dir, res, ref, idx, values, fmt, max_on_demand: int) -> list
     row = res.summary.set_index("config_id")
     ref_id = res.find(ref)
     worst_id = choose_worst(res, ref)
-    if ref_id is None or row[m][worst_id] >= row[m][ref_id]:
+    if ref_id is None:  # a run dir from before the reference was always planned
+        worst = _assign(res.factors_of(worst_id))
+        return [f"Worst config: {worst}: {m} {row[m][worst_id]:.2f} (no reference row to compare)"]
+    if row[m][worst_id] >= row[m][ref_id]:
         return [f"Worst config: none scores below the reference ({m} {row[m].min():.2f})"]
     worst = res.factors_of(worst_id)
     diff = {f: v for f, v in worst.items() if ref[f] != v}
