@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import binom
 
 from evalharness.analysis.attribution import attribute, shapley_per_sample
@@ -47,6 +48,29 @@ def test_mcnemar_matches_the_exact_binomial():
 def test_holm_adjustment():
     adj = holm([0.01, 0.04, 0.03, 0.5])
     assert np.allclose(adj, [0.04, 0.09, 0.09, 0.5])
+
+
+def _holm_by_hand(pvalues) -> np.ndarray:
+    """The step-down loop evalharness used before statsmodels: the reference to match."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_holm_by_statsmodels_equals_the_former_loop(seed):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0, 0.2, 40) ** 2
+    p[:6] = p[6]  # ties, as exact McNemar p-values of equal discordant counts give
+    p[7] = 1.0
+    np.testing.assert_array_equal(holm(p), _holm_by_hand(p))  # bit for bit
+    assert holm([]).shape == (0,)
 
 
 def _simulate(n, rng, effects=(-0.03, -0.01, 0.0), base=0.8):

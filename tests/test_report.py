@@ -45,6 +45,33 @@ def test_report_has_every_section(report_dir):
         assert (report_dir / link).exists()
 
 
+def test_report_opens_with_the_findings_block(report_dir):
+    import html
+
+    from evalharness.analysis.findings import findings
+
+    page = (report_dir / "report.html").read_text()
+    assert page.index("<h2>Findings (top1)</h2>") < page.index("<h2>Summary")
+    block = findings(report_dir)  # deterministic: the block the sweep prints
+    items = [html.unescape(i) for i in re.findall(r"<li>(.*?)</li>", page)]
+    assert items == block.lines()
+    md = (report_dir / "report.md").read_text()
+    assert block.markdown() in md and md.index("## Findings") < md.index("## Summary")
+
+
+def test_markdown_tables_keep_the_html_digits(report_dir):
+    """to_markdown (tabulate) must not re-read '100.00' as a number and print '100'."""
+    md = (report_dir / "report.md").read_text()
+    summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    rows = [r for r in summary.splitlines() if r.startswith("|")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    agree = [r.strip("|").split("|")[-1].strip() for r in rows[2:]]
+    assert header[-1] == "agree_ref" and "100.00" in agree  # the reference's own row
+    assert all(re.fullmatch(r"\d+\.\d\d", a) for a in agree)
+    page = (report_dir / "report.html").read_text()
+    assert "<td>100.00</td>" in page
+
+
 def _chromium():
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")

@@ -1,6 +1,20 @@
-"""evalharness: same weights, different numbers; find the preprocessing factor to blame."""
+"""evalharness: same weights, different numbers; find the preprocessing factor to blame.
+
+    import evalharness
+    res = evalharness.sweep(["+sweep=preproc_ablation"])   # or Results.load(run_dir)
+    res.summary, res.explain(b={"resize": "cv2_linear"}).verdict
+
+Importing the package stays light (no torch, no pandas): `sweep` and `Results` load the
+engine when first used.
+"""
+
+from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalharness.api import Results
 
 __version__ = "0.1.0"
 
@@ -27,3 +41,20 @@ def _register_resolvers() -> None:
 
 
 _register_resolvers()
+
+
+def sweep(overrides: list[str] | dict[str, Any] | str | None = None, run_dir=None) -> Results:
+    """Run a config or a sweep in-process (Hydra overrides as a list, a string or a dict) and
+    return its `Results`; see evalharness.api."""
+    from evalharness.api import sweep as _sweep
+
+    return _sweep(overrides, run_dir)
+
+
+def __getattr__(name: str):
+    # `evalharness.Results` / `evalharness.Explanation` without importing pandas up front.
+    if name in ("Results", "Explanation"):
+        from evalharness import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'evalharness' has no attribute '{name}'")

@@ -1,4 +1,8 @@
-"""`python -m evalharness [group=option ...] [+sweep=NAME]`: evaluate a config or a sweep."""
+"""`evalharness [group=option ...] [+sweep=NAME]`: evaluate a config or a sweep.
+
+`evalharness COMMAND ...` (explain, compare, parity, verify, merge, report, findings) and
+`evalharness --help` are dispatched first (evalharness.cli); everything else is Hydra's.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +50,9 @@ def multirun_failure_message(exc: BaseException) -> str:
 
 
 def main() -> None:
+    from evalharness.cli import dispatch
+
+    dispatch(sys.argv[1:])  # a command or the overview help: runs it and exits
     problem = check_group_choices(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)

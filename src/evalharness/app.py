@@ -14,6 +14,7 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from evalharness.analysis.findings import write_findings
 from evalharness.backends.base import MissingRuntimeError
 from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.engine.claim import PlanMismatchError, RunDirBusyError, claim
@@ -33,6 +34,7 @@ from evalharness.models.source import ModelSpec
 from evalharness.provenance import versions
 from evalharness.registry import UnknownNameError
 from evalharness.tasks.base import Task, get_task
+from evalharness.tracking import check_tracking, log_sweep
 
 log = logging.getLogger("evalharness")
 
@@ -166,6 +168,7 @@ def prepare(cfg: DictConfig, choices: dict[str, str], explicit: set[str] | None 
     """Everything a run needs, checked, before anything is written: specs, dataset, task."""
     choices = apply_model_card(cfg, choices, explicit or set())
     check_settings(cfg)
+    check_tracking(cfg.get("tracking"))
     opts = sweep_options(cfg)
     model = ModelSpec.from_config(cfg.model)
     dataset = load_dataset(cfg.dataset)
@@ -242,10 +245,16 @@ def run(
         )  # fmt: skip
     if not quiet:
         report_to_terminal(summary, Path(run_dir), stats, task)
+    if not quiet and opts.shard_count == 1:
+        print(write_findings(Path(run_dir), dataset), end="")
     if cfg.get("report") and opts.shard_count == 1:
         from evalharness.report.build import write_report
 
         print(f"report: {write_report(Path(run_dir))}")
+    if not quiet and opts.shard_count == 1:
+        logged = log_sweep(cfg, Path(run_dir))
+        if logged:
+            print(logged)
     return summary
 
 

@@ -1,4 +1,4 @@
-"""`python -m evalharness.compare A B`: results against results, with honest deltas.
+"""`evalharness compare A B`: results against results, with honest deltas.
 
 A and B are run dirs or CSVs: a summary.csv, or any CSV with factor columns and an accuracy
 column (`top1`, `accuracy` or `acc`; `n` optional) -- a number someone reported. Rows are
@@ -153,8 +153,21 @@ def _side_row(row: pd.Series, suffix: str) -> pd.Series:
     return pd.Series(cols)
 
 
+EPILOG = """\
+examples:
+  evalharness compare results/yesterday results/today --fail-on-drop 0.5
+  evalharness compare results/today reported.csv      # factor columns + an accuracy column
+
+exit codes: 0 done, 1 a config dropped more than --fail-on-drop, 2 unreadable input.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Compare two results (run dirs or CSVs).")
+    ap = argparse.ArgumentParser(
+        description="Compare two results (run dirs or CSVs).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("a", type=Path)
     ap.add_argument("b", type=Path)
     ap.add_argument(

@@ -1,6 +1,6 @@
-"""`python -m evalharness.explain RUN_DIR`: which factor explains a gap, and by how much.
+"""`evalharness explain RUN_DIR`: which factor explains a gap, and by how much.
 
-    python -m evalharness.explain results/examples/deployment_gap \
+    evalharness explain results/examples/deployment_gap \
         --b decoder=opencv resize=cv2_linear colour=bgr --target 77.28
 
 Prints and writes, under RUN_DIR/explain/ (the metric is the task's: top-1, mAP, hmean):
@@ -38,26 +38,13 @@ from evalharness.analysis.effects import interaction_table, main_effects, varian
 from evalharness.analysis.paired import bootstrap_indices, compare_values, holm
 from evalharness.analysis.reproduce import configs_matching
 from evalharness.analysis.results import RunResults
+from evalharness.cli.assignments import AssignmentError, parse_assignments
 from evalharness.engine.plan import PlanError
 from evalharness.rundir import evaluate_on_demand, reference_config, run_dataset, spec_for
 
 
 class ExplainError(ValueError):
     pass
-
-
-def parse_assignments(items: list[str] | None) -> dict[str, str]:
-    """`factor=value` items (space or comma separated); names are checked against the run."""
-    out = {}
-    for item in items or []:
-        for part in item.split(","):
-            if not part:
-                continue
-            if "=" not in part:
-                raise ExplainError(f"expected factor=value, got '{part}'")
-            k, v = part.split("=", 1)
-            out[k] = v
-    return out
 
 
 def check_factors(given: dict[str, str], res: RunResults) -> None:
@@ -262,8 +249,24 @@ def print_explain(out: dict, target: float | None, run_dir: Path) -> None:
     print(f"\ntables written to {run_dir / 'explain'}")
 
 
+EPILOG = """\
+examples:
+  evalharness explain results/gap --b resize=cv2_linear colour=bgr meanstd=half
+  evalharness explain results/gap --b resize=cv2_linear,colour=bgr --target 77.28
+  evalharness explain results/gap --a backend=onnxruntime --b backend=openvino
+
+A is the model card's reference config unless --a names factors; B is A with the factors
+--b names. Tables go to RUN_DIR/explain/ (effects, variance, interactions, pairs,
+per_class, attribution, target).
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Explain metric gaps in a finished run dir.")
+    ap = argparse.ArgumentParser(
+        description="Explain metric gaps in a finished run dir.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("run_dir", type=Path)
     ap.add_argument(
         "--a", nargs="*", help="config A as factor=value (default: model card reference)"
@@ -275,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = explain(args.run_dir, parse_assignments(args.a), parse_assignments(args.b),
                       args.target, args.bootstrap)  # fmt: skip
-    except (ExplainError, FileNotFoundError, PlanError) as e:
+    except (ExplainError, AssignmentError, FileNotFoundError, PlanError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print_explain(out, args.target, args.run_dir)

@@ -1,4 +1,4 @@
-"""`python -m evalharness.merge OUT SHARD_DIR...`: shards of one sweep -> one run dir.
+"""`evalharness merge OUT SHARD_DIR...`: shards of one sweep -> one run dir.
 
 The result equals a single-process run of the same sweep (predictions, summary metrics,
 errors); only timings differ. Refused, with one line and nothing written: shards of
@@ -157,7 +157,11 @@ def merge(out: Path, dirs: list[Path]) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="example:\n  evalharness merge results/merged results/sharded/0 results/sharded/1\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("out", type=Path)
     ap.add_argument("shards", type=Path, nargs="+")
     args = ap.parse_args(argv)
@@ -167,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"merged {len(args.shards)} shard(s) into {args.out}: {len(summary)} configs")
+    from evalharness.analysis.findings import write_findings
+
+    # The sweep's end: its findings, with no on-demand evaluation (merge loads no backend).
+    print(write_findings(args.out, max_on_demand=0), end="")
     return 0
 
 

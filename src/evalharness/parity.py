@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from evalharness.backends import BACKENDS
+from evalharness.cli.assignments import as_overrides, parse_assignments
 from evalharness.compose import resolve
 from evalharness.data.dataset import spread
 from evalharness.engine.loop import infer_batched
@@ -150,11 +151,23 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _assignments(items: list[str] | None) -> list[str]:
-    return [p for item in items or [] for p in item.split(",") if p]
+    return as_overrides(parse_assignments(items))
+
+
+EPILOG = """\
+examples:
+  evalharness parity --a decoder=pil --b decoder=opencv --n 64
+  evalharness parity --a decoder=pil --b decoder=torchvision,resize=cv2_linear \\
+      --golden golden/ dataset=imagenet_val_1300 model=efficientnet_lite0
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Stage-by-stage input parity of two pipelines.")
+    ap = argparse.ArgumentParser(
+        description="Stage-by-stage input parity of two pipelines.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("overrides", nargs="*", help="shared Hydra overrides (dataset=..., model=...)")
     ap.add_argument("--a", nargs="*", default=[], help="overrides of pipeline A")
     ap.add_argument("--b", nargs="*", default=[], help="overrides of pipeline B")

@@ -34,16 +34,14 @@ def mcnemar_exact(b: int, c: int) -> float:
 
 
 def holm(pvalues) -> np.ndarray:
-    """Holm step-down adjustment (controls the family-wise error rate)."""
+    """Holm step-down adjustment (controls the family-wise error rate), by statsmodels'
+    maintained `multipletests`; imported here, not at module load (it takes seconds)."""
     p = np.asarray(pvalues, dtype=float)
-    order = np.argsort(p, kind="stable")
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted
+    if p.size == 0:
+        return p.copy()
+    from statsmodels.stats.multitest import multipletests
+
+    return multipletests(p, method="holm")[1]
 
 
 @dataclass

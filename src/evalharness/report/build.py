@@ -1,33 +1,30 @@
-"""Assemble report.html (self-contained) and report.md from a finished run dir."""
+"""Assemble report.html (self-contained) and report.md from a finished run dir.
+
+The pages are Jinja2 templates (report/templates/, shipped as package data) filled with
+sections; tables become HTML with pandas' `to_html` and Markdown with `to_markdown`
+(tabulate), both from the same pre-formatted frame so the two pages show the same digits.
+The findings block (analysis/findings.py) heads both pages.
+"""
 
 from __future__ import annotations
 
 import argparse
 import base64
-import html
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from evalharness.analysis.attribution import all_coalition_configs
 from evalharness.analysis.results import RunResults
-from evalharness.explain import explain, parse_assignments
+from evalharness.cli.assignments import parse_assignments
+from evalharness.explain import explain
 from evalharness.preprocess.errors import StageError
 from evalharness.report import plots
 from evalharness.rundir import reference_config, run_dataset, spec_for
 
 MAX_ON_DEMAND = 16  # beyond this many missing coalition configs, the waterfall is skipped
-
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;font-size:12px;margin:0.5em 0}
-td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
-th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
-.gallery{display:flex;flex-wrap:wrap;gap:8px} .gallery figure{margin:0}
-figcaption{font-size:11px;max-width:420px} img{max-width:100%}
-.verdict{background:#fff8e1;padding:0.6em;border-left:4px solid #f0a000}
-"""
 
 
 def _uri(png: bytes) -> str:
@@ -39,19 +36,62 @@ def _fmt_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _markdown(df: pd.DataFrame) -> str:
-    df = _fmt_table(df)
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "|" + "---|" * len(df.columns)
-    rows = ["| " + " | ".join(map(str, r)) + " |" for r in df.itertuples(index=False)]
-    return "\n".join([head, rule, *rows])
+    # disable_numparse: tabulate would otherwise re-format "100.00" as "100".
+    return _fmt_table(df).to_markdown(index=False, disable_numparse=True)
+
+
+@dataclass
+class Table:
+    html: str
+    md: str
+
+    @classmethod
+    def of(cls, df: pd.DataFrame) -> Table:
+        return cls(_fmt_table(df).to_html(index=False), _markdown(df))
+
+
+@dataclass
+class Figure:
+    file: str  # relative to the run dir (report.md links it)
+    uri: str  # data URI (report.html embeds it)
+    alt: str
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    verdict: str = ""
+    text: str = ""
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    note: str = ""
+    gallery: bool = False
+
+
+def render(name: str, **context) -> str:
+    """One of the package's templates; HTML ones escape every value that is not a table."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("evalharness.report", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",)),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template(name).render(**context)
 
 
 def choose_b(res: RunResults, a_cfg: dict[str, str], b_over: dict[str, str]) -> dict[str, str]:
-    """B as asked; else the worst config of the run (the gap most worth explaining)."""
+    """B as asked; else the worst config of the run (the gap most worth explaining), the
+    one the findings block names."""
+    from evalharness.analysis.findings import choose_worst
+
     if b_over:
         return {**a_cfg, **b_over}
-    worst = res.summary.sort_values(res.metric, kind="stable").iloc[0]
-    return {f: str(worst[f]) for f in res.factors}
+    return res.factors_of(choose_worst(res, a_cfg))  # the findings block's worst config
 
 
 def gallery(run_dir: Path, res: RunResults, a_cfg, b_cfg, flipped: list[str], dataset, limit=12):
@@ -86,7 +126,14 @@ def _model_view(spec, path) -> object:
     return x.pixels
 
 
-def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: int = 1000) -> Path:
+def write_report(
+    run_dir: Path,
+    b_over: dict[str, str] | None = None,
+    n_boot: int = 1000,
+    with_findings: bool = True,
+) -> Path:
+    from evalharness.analysis.findings import findings as run_findings
+
     run_dir = Path(run_dir)
     dataset = run_dataset(run_dir)
     res = RunResults.load(run_dir, dataset)
@@ -99,30 +146,24 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
     res = out["results"]  # the run plus any config evaluated on demand
     t = out["tables"]
     summary = res.summary
-    sections_html, sections_md = [], []
+    sections: list[Section] = []
     assets = run_dir / "report_assets"
     assets.mkdir(exist_ok=True)
 
-    def add(title: str, body_html: str, body_md: str) -> None:
-        sections_html.append(f"<h2>{html.escape(title)}</h2>\n{body_html}")
-        sections_md.append(f"## {title}\n\n{body_md}\n")
-
-    def figure(name: str, png: bytes, alt: str) -> tuple[str, str]:
+    def figure(name: str, png: bytes, alt: str, caption: str = "") -> Figure:
         (assets / name).write_bytes(png)
-        return (
-            f'<img src="{_uri(png)}" alt="{html.escape(alt)}">',
-            f"![{alt}](report_assets/{name})",
-        )
+        return Figure(f"report_assets/{name}", _uri(png), alt, caption)
 
     varying = res.varying_factors()
     m = res.metric
     cols = [*varying, "n", "n_errors", *res.task.metric_columns, "agree_ref"]
     table = summary.sort_values(m, ascending=False, kind="stable")[cols]
-    add(
-        f"Summary ({m} with its 95% CI; agree_ref: share of images whose outcome equals "
-        "the reference's)",
-        _fmt_table(table).to_html(index=False),
-        _markdown(table),
+    sections.append(
+        Section(
+            f"Summary ({m} with its 95% CI; agree_ref: share of images whose outcome equals "
+            "the reference's)",
+            tables=[Table.of(table)],
+        )
     )
     if "verdict" in out:
         terms = [
@@ -133,82 +174,91 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
         a_acc = float(summary.set_index("config_id")[m][res.find(a_cfg)])
         b_label = " ".join(f"{k}={v}" for k, v in b_arg.items())
         png = plots.waterfall(a_acc, terms, b_label, m)
-        h, md = figure("waterfall.png", png, "waterfall")
-        verdict = html.escape(out["verdict"])
-        add(
-            "Why A and B differ: Shapley attribution",
-            f'<p class="verdict">{verdict}</p>{h}'
-            + _fmt_table(t["attribution"]).to_html(index=False),
-            f"> {out['verdict']}\n\n{md}\n\n{_markdown(t['attribution'])}",
+        sections.append(
+            Section(
+                "Why A and B differ: Shapley attribution",
+                verdict=out["verdict"],
+                figures=[figure("waterfall.png", png, "waterfall")],
+                tables=[Table.of(t["attribution"])],
+            )
         )
     elif b_arg:
-        add(
-            "Attribution",
-            f"<p>skipped: {len(missing)} coalition configs missing "
-            f"(more than {MAX_ON_DEMAND}); run explain to evaluate them.</p>",
-            "skipped",
+        sections.append(
+            Section(
+                "Attribution",
+                text=f"skipped: {len(missing)} coalition configs missing "
+                f"(more than {MAX_ON_DEMAND}); run explain to evaluate them.",
+            )
         )
     if not t["effects"].empty:
-        h, md = figure("effects.png", plots.main_effect_bars(t["effects"], m), "main effects")
-        add(
-            "Main effects",
-            h + _fmt_table(t["variance"]).to_html(index=False),
-            md + "\n\n" + _markdown(t["variance"]),
+        png = plots.main_effect_bars(t["effects"], m)
+        sections.append(
+            Section(
+                "Main effects",
+                figures=[figure("effects.png", png, "main effects")],
+                tables=[Table.of(t["variance"])],
+            )
         )
-    heat_html, heat_md = [], []
-    for k, (title, png) in enumerate(plots.heatmaps(summary, varying, m)):
-        h, md = figure(f"heatmap_{k}.png", png, title)
-        heat_html.append(h)
-        heat_md.append(md)
-    if heat_html:
-        add(f"{m} over pairs of factors", "".join(heat_html), "\n".join(heat_md))
+    heat = [
+        figure(f"heatmap_{k}.png", png, title)
+        for k, (title, png) in enumerate(plots.heatmaps(summary, varying, m))
+    ]
+    if heat:
+        sections.append(Section(f"{m} over pairs of factors", figures=heat))
     pairs = t["pairs"]
     b_id = res.find(b_cfg)
     if b_arg and b_id is not None and b_id in set(pairs.config_id):
         flipped = pairs.set_index("config_id").flipped_ids[b_id]
         flipped = [] if pd.isna(flipped) or not flipped else str(flipped).split(";")
         items = gallery(run_dir, res, a_cfg, b_cfg, flipped, dataset) if dataset else []
-        cards_html, cards_md = [], []
-        for k, (sid, label, png) in enumerate(items):
-            h, md = figure(f"flip_{k}.png", png, f"sample {sid}")
-            cards_html.append(
-                f"<figure>{h}<figcaption>{html.escape(sid)}: label "
-                f"{html.escape(label)}</figcaption></figure>"
+        cards = [
+            figure(f"flip_{k}.png", png, f"sample {sid}", f"{sid}: label {label}")
+            for k, (sid, label, png) in enumerate(items)
+        ]
+        sections.append(
+            Section(
+                f"Images whose prediction flips between A and B ({len(flipped)} in all)",
+                figures=cards,
+                gallery=True,
             )
-            cards_md.append(f"{md} {sid} (label {label})")
-        add(
-            f"Images whose prediction flips between A and B ({len(flipped)} in all)",
-            f'<div class="gallery">{"".join(cards_html)}</div>',
-            "\n\n".join(cards_md),
         )
     prov = summary.filter(like="v_").iloc[0].rename("version").reset_index()
     prov.columns = ["library", "version"]
-    add(
-        "Provenance",
-        prov.to_html(index=False) + f"<p>dataset hash "
-        f"{html.escape(str(summary.dataset_hash.iloc[0]))}</p>",
-        _markdown(prov),
+    sections.append(
+        Section(
+            "Provenance",
+            tables=[Table.of(prov)],
+            note=f"dataset hash {summary.dataset_hash.iloc[0]}",
+        )
     )
-    a_text = " ".join(f"{k}={v}" for k, v in a_cfg.items())
-    intro = (
-        f"<p>Run: {html.escape(str(run_dir))}. {len(summary)} configs. "
-        f"A (reference): {html.escape(a_text)}</p>"
+    context = dict(
+        run_dir=str(run_dir),
+        n_configs=len(summary),
+        a_text=" ".join(f"{k}={v}" for k, v in a_cfg.items()),
+        findings=run_findings(run_dir, dataset) if with_findings else None,
+        sections=sections,
     )
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>evalharness report"
-        f"</title><style>{STYLE}</style></head><body><h1>evalharness report</h1>{intro}"
-        + "\n".join(sections_html)
-        + "</body></html>"
-    )
-    (run_dir / "report.html").write_text(page)
-    (run_dir / "report.md").write_text(
-        f"# evalharness report\n\nA (reference): {a_text}\n\n" + "\n".join(sections_md)
-    )
+    (run_dir / "report.html").write_text(render("report.html.j2", **context))
+    (run_dir / "report.md").write_text(render("report.md.j2", **context))
     return run_dir / "report.html"
 
 
+EPILOG = """\
+examples:
+  evalharness report results/gap
+  evalharness report results/gap --b resize=cv2_linear colour=bgr --bootstrap 2000
+
+B defaults to the run's worst config; A is the model card's reference. The page opens with
+the run's findings block.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Write report.html and report.md for a run dir.")
+    ap = argparse.ArgumentParser(
+        description="Write report.html and report.md for a run dir.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--b", nargs="*", help="config B as factor=value (default: the worst config)")
     ap.add_argument("--bootstrap", type=int, default=1000)

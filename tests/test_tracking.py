@@ -1,0 +1,111 @@
+"""tracking=mlflow: one MLflow run per sweep in a local file store, read back with the client."""
+
+import pandas as pd
+import pytest
+
+from evalharness.backends.base import MissingRuntimeError
+from evalharness.compose import compose_config
+from evalharness.engine.plan import explicit_factors
+from evalharness.tracking import check_tracking
+
+SWEEP = [
+    "+sweep=preproc_ablation",
+    "sweep.factors.backend=[torch]",
+    "sweep.factors.decoder=[pil]",
+    "sweep.factors.resize=[pil_bilinear,cv2_linear]",
+    "dataset.limit=40",
+    "progress=false",
+    "tracking=mlflow",
+]
+
+
+def _sweep(tmp_path, *extra):
+    from evalharness.app import run
+
+    args = [*SWEEP, f"tracking.uri=file:{tmp_path / 'mlruns'}", *extra]
+    cfg, choices = compose_config(args)
+    run(cfg, tmp_path / "run", choices, quiet=False, explicit=explicit_factors(args))
+    return tmp_path / "run"
+
+
+def _client(tmp_path):
+    pytest.importorskip("mlflow", reason="pip install -e '.[mlflow]'")
+    from evalharness.tracking.mlflow import client_for
+
+    return client_for(f"file:{tmp_path / 'mlruns'}")
+
+
+def _parent(client, run_dir):
+    exp = client.get_experiment_by_name("evalharness")
+    runs = client.search_runs([exp.experiment_id], f"tags.`evalharness.run_dir` = '{run_dir}'")
+    assert len(runs) == 1
+    return exp, runs[0]
+
+
+def test_a_sweep_is_one_run_with_a_child_per_config(tmp_path, capsys):
+    client = _client(tmp_path)
+    run_dir = _sweep(tmp_path)
+    assert "mlflow: run " in capsys.readouterr().out
+    summary = pd.read_csv(run_dir / "summary.csv")
+    exp, parent = _parent(client, run_dir.resolve())
+    params = parent.data.params
+    assert params["resize"] == "pil_bilinear,cv2_linear" and params["backend"] == "torch"
+    assert params["norm"] == "host,graph" and params["metric"] == "top1"
+    assert params["n"] == "40" and params["configs"] == str(len(summary))
+    ref = summary[summary.reference].iloc[0]
+    assert parent.data.metrics["reference/top1"] == pytest.approx(ref.top1)
+    assert parent.data.metrics["reference/top1_lo"] == pytest.approx(ref.top1_lo)
+    assert parent.data.metrics["worst/top1"] == pytest.approx(summary.top1.min())
+    assert parent.data.tags["evalharness.v_torch"] == str(ref.v_torch)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.csv", "configs.csv", "findings.md"} <= artifacts
+    children = client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == len(summary) == 4
+    by_id = summary.set_index("config_id")
+    for child in children:
+        row = by_id.loc[child.data.tags["evalharness.config_id"]]
+        assert child.data.metrics["top1"] == pytest.approx(row.top1)
+        assert child.data.metrics["agree_ref"] == pytest.approx(row.agree_ref)
+        assert child.data.params["resize"] == row.resize and child.info.status == "FINISHED"
+
+
+def test_above_the_threshold_the_configs_are_the_summary_table(tmp_path):
+    client = _client(tmp_path)
+    run_dir = _sweep(tmp_path, "tracking.max_child_runs=3", "report=true")
+    exp, parent = _parent(client, run_dir.resolve())
+    children = client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert children == []
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.csv", "findings.md", "report.html", "report.md"} <= artifacts
+
+
+def test_without_mlflow_the_sweep_is_refused_before_any_work(tmp_path, monkeypatch):
+    import importlib.util
+
+    from evalharness.app import run
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a)
+    )
+    with pytest.raises(MissingRuntimeError) as e:
+        check_tracking({"kind": "mlflow"})
+    assert str(e.value) == (
+        "tracking=mlflow needs mlflow-skinny: pip install 'evalharness[mlflow]' (or tracking=none)"
+    )
+    cfg, choices = compose_config(SWEEP)
+    with pytest.raises(MissingRuntimeError):
+        run(cfg, tmp_path / "run", choices, quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
+def test_tracking_none_is_the_default_and_an_unknown_kind_is_named():
+    cfg, _ = compose_config([])
+    assert cfg.tracking.kind == "none"
+    check_tracking(cfg.tracking)
+    with pytest.raises(ValueError, match="tracking.kind must be one of"):
+        check_tracking({"kind": "wandb"})
