@@ -111,8 +111,10 @@ def finalize(
 
 def summary_metrics(run_dir: Path, task: Task, dataset, configs: pd.DataFrame, counts):
     """n, n_errors, the task's metric columns, agree_ref, images/s per config."""
-    if counts.empty:
-        return pd.DataFrame(columns=["n", "n_errors", *task.metric_columns, "agree_ref"])
+    if counts.empty:  # a shard that drew no chunk: no rows, but the columns and key type
+        empty = pd.Index([], dtype=object, name="config_id")
+        return pd.DataFrame(columns=["n", "n_errors", *task.metric_columns, "agree_ref"],
+                            index=empty)  # fmt: skip
     preds = config_predictions(run_dir, task)
     n = len(next(iter(preds.values())))
     idx = bootstrap_indices(n, SUMMARY_BOOTSTRAP)
