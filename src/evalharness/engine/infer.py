@@ -62,6 +62,8 @@ class VariantInference:
         self.outputs: list[dict[str, np.ndarray] | None] = []
         self.seconds = 0.0
         self.batches = 0
+        self.requested = 0
+        self.collisions = 0
         self._lock = threading.Lock()  # batches of one variant may run on several threads
 
     def prepare(self) -> list[list[int]]:
@@ -77,8 +79,7 @@ class VariantInference:
                 requested += 1
                 slots.append(self._slot(x.pixels, keys))
             self.slots[spec.config_id] = slots
-        self.counters.calls["infer_requested"] += requested
-        self.counters.calls["infer_unique"] += len(self.unique)
+        self.requested = requested
         self.outputs = [None] * len(self.unique)
         by_shape: dict[tuple, list[int]] = {}
         for u, t in enumerate(self.unique):
@@ -87,13 +88,15 @@ class VariantInference:
         return [ids[b : b + step] for ids in by_shape.values() for b in range(0, len(ids), step)]
 
     def _slot(self, t: np.ndarray, keys: dict[tuple, int]) -> int:
+        """The unique index of this tensor (prepare runs on a pool thread: no shared state
+        is touched here but this job's own)."""
         if not self.opts.dedup:
             self.unique.append(t)
             return len(self.unique) - 1
         key = (t.shape, t.dtype.str, xxhash.xxh3_128_digest(np.ascontiguousarray(t)))
         u = keys.get(key)
         while u is not None and not np.array_equal(self.unique[u], t):
-            self.counters.calls["infer_hash_collision"] += 1  # never seen; handled anyway
+            self.collisions += 1  # never seen; handled anyway
             key = (*key, "again")
             u = keys.get(key)
         if u is None:
@@ -120,6 +123,10 @@ class VariantInference:
         self.unique = []  # the tensors are not needed any more
         self.counters.seconds["infer"] += self.seconds  # on the caller's thread: no races
         self.counters.calls["infer_batch"] += self.batches
+        self.counters.calls["infer_requested"] += self.requested
+        self.counters.calls["infer_unique"] += len(self.outputs)
+        if self.collisions:
+            self.counters.calls["infer_hash_collision"] += self.collisions
         return {
             cid: [None if u is None else self.outputs[u] for u in slots]
             for cid, slots in self.slots.items()

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from tqdm import tqdm
 
 from evalharness.backends import BACKENDS
@@ -44,6 +44,7 @@ from evalharness.engine import store
 from evalharness.engine.infer import VariantInference, infer_batched
 from evalharness.engine.options import SweepOptions, shard_chunks, stable_hash
 from evalharness.engine.plan import RunSpec
+from evalharness.engine.pool import PriorityPool
 from evalharness.engine.walk import ByteBudget, Failure, Pipeline, Walker, pipelines_of
 from evalharness.tasks.base import Task
 
@@ -183,10 +184,12 @@ class ChunkEvaluator:
         pipes: list[Pipeline],
         sessions: dict[ModelVariant, Session],
         opts: SweepOptions,
-        pool: ThreadPoolExecutor,
+        pool: PriorityPool,
+        priority: int = 0,
     ) -> None:
         self.samples, self.task, self.pipes = samples, task, pipes
         self.sessions, self.opts, self.pool = sessions, opts, pool
+        self.priority = priority  # the chunk number: earlier chunks' work runs first
         # half the budget for host tensors (pipeline groups), half for decoding in flight
         self.decode_budget = DECODE_BUDGETS.setdefault(
             opts.memory_budget, ByteBudget(opts.memory_budget // 2)
@@ -197,7 +200,7 @@ class ChunkEvaluator:
     def preprocess(self, group: list[Pipeline]) -> dict[int, list[Any]]:
         """Host frames (or Failures) per pipeline index of the group, per sample."""
         walker = Walker([p.stages for p in group], self.decode_budget)
-        results = list(self.pool.map(walker.walk, self.samples))
+        results = self.pool.map(walker.walk, self.samples, priority=self.priority)
         finals: dict[int, list[Any]] = {k: [] for k in range(len(group))}
         for outs, counts in results:
             for k, x in enumerate(outs):
@@ -222,25 +225,29 @@ class ChunkEvaluator:
         }
         # every variant's batches at once: the pool runs them in parallel (on this thread
         # only the waiting happens, so no pool thread ever waits on another)
+        prepared = [
+            (job, self.pool.submit(job.prepare, priority=self.priority)) for job in jobs.values()
+        ]
         futures = [
-            self.pool.submit(job.run_batch, batch)
-            for job in jobs.values()
-            for batch in job.prepare()
+            self.pool.submit(job.run_batch, batch, priority=self.priority)
+            for job, batches in prepared
+            for batch in batches.result()
         ]
         for fut in futures:
             fut.result()
-        frames = []
+        columns = {}
         for v, job in jobs.items():
             outputs_of = job.results()  # {config_id: [per-sample outputs or None]}
             for spec, final in by_variant[v]:
                 t0 = time.perf_counter()
-                frames.append(self._rows(spec, final, outputs_of[spec.config_id]))
+                columns[spec.config_id] = self._rows(spec, final, outputs_of[spec.config_id])
                 post = time.perf_counter() - t0
                 self.counters.seconds["postprocess"] += post
                 self.timing[spec.config_id] += post + job.seconds_per_sample * len(final)
-        return frames
+        return columns
 
-    def _rows(self, spec: RunSpec, final: list[Any], outputs: list[Any]) -> pd.DataFrame:
+    def _rows(self, spec: RunSpec, final: list[Any], outputs: list[Any]) -> dict[str, list]:
+        """The config's prediction rows on this chunk, as columns (one list per column)."""
         records: list[dict[str, Any] | None] = [None] * len(self.samples)
         groups: dict[tuple, list[int]] = {}
         for i, x in enumerate(final):
@@ -256,17 +263,29 @@ class ChunkEvaluator:
             )
             for i, rec in zip(idx, preds, strict=True):
                 records[i] = rec
-        rows = []
-        for s, x, rec in zip(self.samples, final, records, strict=True):
+        errors: list[tuple[str | None, str | None]] = []
+        for i, (s, x) in enumerate(zip(self.samples, final, strict=True)):
             if isinstance(x, Failure):
-                rec = dict(self.task.failed(s), error_stage=x.stage, error=x.reason)
-            elif "error_stage" in rec:  # the task refused the output (non-finite, ...)
+                records[i] = self.task.failed(s)
+                errors.append((x.stage, x.reason))
+            elif "error_stage" in records[i]:  # the task refused the output (non-finite)
                 self.counters.calls["nonfinite_output"] += 1
-            row = dict(sample_index=s.index, sample_id=s.sample_id, config_id=spec.config_id)
-            row.update(error_stage=None, error=None)
-            row.update(rec)
-            rows.append(row)
-        return pd.DataFrame(rows)
+                rec = dict(records[i])
+                errors.append((rec.pop("error_stage"), rec.pop("error")))
+                records[i] = rec
+            else:
+                errors.append((None, None))
+        # columns, not row dicts: a chunk of a big plan is hundreds of thousands of rows
+        cols: dict[str, list] = {
+            "sample_index": [s.index for s in self.samples],
+            "sample_id": [s.sample_id for s in self.samples],
+            "config_id": [spec.config_id] * len(self.samples),
+        }
+        for key in records[0]:
+            cols[key] = [r[key] for r in records]
+        cols["error_stage"] = [e[0] for e in errors]
+        cols["error"] = [e[1] for e in errors]
+        return cols
 
 
 def _chunk(dataset: Dataset, c: int, opts: SweepOptions) -> list[Sample]:
@@ -333,7 +352,7 @@ def run_sweep(
         bar = tqdm(total=n_todo * len(specs), unit="eval", disable=not opts.progress,
                    desc="sweep", dynamic_ncols=True)  # fmt: skip
         progress = StageProgress(bar)
-        with ThreadPoolExecutor(opts.workers, thread_name_prefix="eh") as pool, \
+        with PriorityPool(opts.workers) as pool, \
                 ThreadPoolExecutor(1, thread_name_prefix="eh-prefetch") as ahead:  # fmt: skip
             run_chunks(todo, dataset, specs, pipes, sessions, task, opts, pool, ahead,
                        counters, progress, run_dir, bar)  # fmt: skip
@@ -372,7 +391,7 @@ def run_chunks(todo, dataset, specs, pipes, sessions, task, opts, pool, ahead, c
 
     def start(c: int) -> tuple[ChunkEvaluator, list[list[Pipeline]], Future]:
         samples = _chunk(dataset, c, opts)
-        ev = ChunkEvaluator(samples, task, pipes, sessions, opts, pool)
+        ev = ChunkEvaluator(samples, task, pipes, sessions, opts, pool, priority=c)
         groups = pipeline_groups(pipes, len(samples), opts.memory_budget // 2)
         return ev, groups, ahead.submit(ev.preprocess, groups[0])
 
@@ -385,17 +404,21 @@ def run_chunks(todo, dataset, specs, pipes, sessions, task, opts, pool, ahead, c
     for n, c in enumerate(todo):
         ev, groups, first = nxt
         progress.chunk = c
-        frames = []
+        columns: dict[str, dict[str, list]] = {}
         for g, group in enumerate(groups):
             progress("preprocess")
             finals = first.result() if g == 0 else ev.preprocess(group)
             if g == 0 and n + 1 < len(todo):
                 nxt = start(todo[n + 1])  # overlap: the next chunk walks while this one infers
             progress("infer")
-            frames += ev.evaluate_group(group, finals)
+            columns.update(ev.evaluate_group(group, finals))
             del finals
-        rows = pd.concat(frames, ignore_index=True)
-        rows = rows.sort_values("config_id", key=lambda s: s.map(order), kind="stable")
-        store.write_part(run_dir, c, rows.reset_index(drop=True), dict(ev.timing), task)
+        # one Arrow table per chunk, configs in plan order, samples in order within each
+        ordered = [columns[cid] for cid in sorted(columns, key=order.__getitem__)]
+        table = pa.Table.from_pydict(
+            {k: [v for cols in ordered for v in cols[k]] for k in task.schema.names},
+            schema=task.schema,
+        )
+        store.write_part(run_dir, c, table, dict(ev.timing), task)
         counters.add(ev.counters)
         bar.update(len(ev.samples) * len(specs))

@@ -67,12 +67,15 @@ def done_chunks(run_dir: Path) -> set[int]:
 
 
 def write_part(
-    run_dir: Path, chunk: int, rows: pd.DataFrame, timing: dict[str, float], task
+    run_dir: Path, chunk: int, rows: pa.Table | pd.DataFrame, timing: dict[str, float], task
 ) -> None:
     """Atomically write one chunk's predictions; per-config seconds ride in the metadata."""
     path = part_path(run_dir, chunk)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(rows, schema=task.schema, preserve_index=False)
+    if isinstance(rows, pa.Table):
+        table = rows.cast(task.schema)
+    else:
+        table = pa.Table.from_pandas(rows, schema=task.schema, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[TIMING_KEY] = json.dumps(timing).encode()
     table = table.replace_schema_metadata(meta)

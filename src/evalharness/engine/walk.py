@@ -16,11 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import xxhash
 from PIL import Image
 
 from evalharness.data.dataset import Sample
 from evalharness.preprocess.errors import StageError
-from evalharness.preprocess.pipeline import Stage
+from evalharness.preprocess.geometry import Frame
+from evalharness.preprocess.pipeline import Stage, pixels
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,40 @@ def pipelines_of(specs) -> list[Pipeline]:
     for spec in specs:
         by_stages.setdefault(spec.stages, Pipeline(spec.stages)).specs.append(spec)
     return sorted(by_stages.values(), key=lambda p: tuple(repr(s) for s in p.stages))
+
+
+class _SameInput:
+    """Per sample: (stage, input bytes) -> output. Two decoders that give the same pixels
+    (Pillow, OpenCV and torchvision.io decode most JPEGs alike) then share every resize,
+    colour and normalize below them, not only the inference. Keyed by xxh3-128 of the input
+    with its shape, dtype and geometry, confirmed by a byte comparison; inputs over
+    MAX_BYTES (an 88-megapixel decode) are not kept for it, so memory stays per branch."""
+
+    MAX_BYTES = 16_000_000
+
+    def __init__(self) -> None:
+        self.memo: dict[tuple, tuple[Any, Any, float]] = {}
+
+    @staticmethod
+    def _key(stage: Stage, x: Any) -> tuple | None:
+        arr = x.pixels if isinstance(x, Frame) else x
+        if not isinstance(arr, np.ndarray) or arr.nbytes > _SameInput.MAX_BYTES:
+            return None
+        geometry = x.geometry if isinstance(x, Frame) else None
+        digest = xxhash.xxh3_128_digest(np.ascontiguousarray(arr))
+        return (stage, arr.shape, arr.dtype.str, digest, geometry)
+
+    def get(self, stage: Stage, x: Any) -> tuple[Any, float] | None:
+        key = self._key(stage, x)
+        hit = self.memo.get(key) if key is not None else None
+        if hit is None or not np.array_equal(pixels(hit[0]), pixels(x)):
+            return None
+        return hit[1], hit[2]
+
+    def put(self, stage: Stage, x: Any, y: Any, seconds: float) -> None:
+        key = self._key(stage, x)
+        if key is not None:
+            self.memo[key] = (x, y, seconds)
 
 
 class _Counts:
@@ -105,6 +142,7 @@ class Walker:
         counts = _Counts()
         path: list[tuple[Stage, Any, float]] = []  # the current branch: stage, output, seconds
         outs = []
+        seen = _SameInput()
         for k, stages in enumerate(self.pipelines):
             common = 0
             while common < min(len(path), len(stages)) and path[common][0] == stages[common]:
@@ -114,11 +152,18 @@ class Walker:
             for stage in stages[common:]:
                 dt = 0.0
                 if not isinstance(x, Failure):
-                    t0 = time.perf_counter()
-                    x = self._run(stage, x)
-                    dt = time.perf_counter() - t0
-                    counts.calls[stage.kind] += 1
-                    counts.seconds[stage.kind] += dt
+                    done = seen.get(stage, x)
+                    if done is not None:  # same stage, byte-identical input: same output
+                        x, dt = done
+                        counts.calls[f"{stage.kind}_reused"] += 1
+                    else:
+                        t0 = time.perf_counter()
+                        y = self._run(stage, x)
+                        dt = time.perf_counter() - t0
+                        counts.calls[stage.kind] += 1
+                        counts.seconds[stage.kind] += dt
+                        seen.put(stage, x, y, dt)
+                        x = y
                 path.append((stage, x, dt))
             # what this pipeline's stages cost for this sample, shared ones counted in full
             counts.seconds[f"prefix:{k}"] = sum(dt for _, _, dt in path)
