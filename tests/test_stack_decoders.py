@@ -159,6 +159,6 @@ def test_real_jpegs_simplejpeg_equals_pillow_kornia_close_fast_differs():
         ref = decode(path, DecodeSpec("pil")).astype(int)
         assert (decode(path, DecodeSpec("simplejpeg")) == ref).all(), path.name
         k = np.abs(decode(path, DecodeSpec("kornia_rs")).astype(int) - ref).max()
-        assert 0 < k <= 4, path.name  # COCO: up to 3; these ImageNet re-encodes: up to 4
+        assert 0 < k <= 5, path.name  # all 79 COCO files: up to 3; the 1,300 ImageNet: up to 5
         fast = decode(path, DecodeSpec("simplejpeg_fast")).astype(int)
         assert (fast != ref).mean() > 0.5, path.name

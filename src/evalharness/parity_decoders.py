@@ -6,9 +6,10 @@
         dataset=folder dataset.root=../shared/data/coco-mini-val2017
 
 Pixels: every file is decoded once by each decoder; per pair, the share of files whose
-pixels differ at all, max and mean |diff| (mean over every value of the compared files),
-PSNR over all compared pixels (and the worst file's), and the files that cannot be compared
-(one decoder failed, or the shapes differ, e.g. EXIF applied by one only).
+pixels differ at all and the share of values (pixel x channel) that differ, max and mean
+|diff| (mean over every value of the compared files), PSNR over all compared pixels (and the
+worst file's), and the files that cannot be compared (one decoder failed, or the shapes
+differ, e.g. EXIF applied by one only).
 Model (unless --pixels-only): the decoders are swept through the model under the base
 config (the model card's pipeline plus the overrides), and per pair the task metric of each,
 the paired difference with its bootstrap interval, the images that flip either way with
@@ -69,6 +70,7 @@ def file_row(a: np.ndarray | str, b: np.ndarray | str) -> dict:
         max_abs=int(d.max()),
         sum_abs=float(d.sum()),
         sum_sq=float((d.astype(np.float64) ** 2).sum()),
+        n_differing=int(np.count_nonzero(d)),
         n_values=int(d.size),
     )
 
@@ -102,6 +104,7 @@ def summarize_pixels(files: pd.DataFrame, names: list[str]) -> pd.DataFrame:
                 files=len(pair),
                 compared=len(ok),
                 files_differing=float(ok.differs.mean()) if len(ok) else float("nan"),
+                values_differing=float(ok.n_differing.sum() / n) if n else float("nan"),
                 max_abs=int(ok.max_abs.max()) if len(ok) else -1,
                 mean_abs=float(ok.sum_abs.sum() / n) if n else float("nan"),
                 psnr=_psnr(float(ok.sum_sq.sum()), n) if n else float("nan"),
