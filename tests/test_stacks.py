@@ -104,7 +104,23 @@ def test_a_swept_stack_that_cannot_run_is_listed_with_the_impossible_combination
     with pytest.raises(PlanError) as e:
         _plan(["+sweep=preproc_ablation"], {"stack": ["python_cv2_ort", "rust_tract"]})
     assert "1 impossible combination" in str(e.value)
-    assert "stack 'rust_tract' needs backend 'tract'" in str(e.value)
+    assert "stack=rust_tract: stack 'rust_tract' needs backend 'tract'" in str(e.value)
+
+
+def test_a_stack_runs_its_preprocessing_on_an_explicit_backend():
+    """What the cases do while tract is absent: the Rust stack's decode and resize on ORT."""
+    specs = _plan(
+        ["+sweep=preproc_ablation"],
+        {"stack": ["python_cv2_ort", "rust_tract"], "backend": ["onnxruntime"]},
+    )
+    rust = next(_config(s) for s in specs if s.stack == "rust_tract")
+    assert (rust["decoder"], rust["resize"], rust["backend"]) == (
+        "kornia_rs",
+        "rust_lanczos3",
+        "onnxruntime",
+    )
+    spec = _plan(["stack=rust_tract", "backend=onnxruntime"])[0]
+    assert _config(spec)["decoder"] == "kornia_rs" and spec.stack == "rust_tract"
 
 
 def test_unknown_stack_names_the_valid_ones():

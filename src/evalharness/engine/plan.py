@@ -353,7 +353,7 @@ def expand(cfg: DictConfig, base_choices: dict[str, str], model: ModelSpec) -> l
         try:
             stack, stacked = stacks.unfold(assigned, cfg)
         except stacks.StackError as e:
-            impossible.append(str(e))
+            impossible.append(f"{' '.join(f'{k}={v}' for k, v in assigned.items())}: {e}")
             continue
         named = {k: v for k, v in assigned.items() if "." not in k and k != stacks.STACK}
         choices = {**base_choices, **stacked, **named}

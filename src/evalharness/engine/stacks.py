@@ -15,8 +15,9 @@ the sweep lists > the stack > the model card's reference > the defaults. The mod
 still supplies what belongs to the model: input size, crop policy, mean and std.
 
 A stack whose backend is not available here (tract and ncnn come with their own backend
-modules) is refused at planning with one line; in a sweep it is one of the impossible
-combinations the plan lists.
+modules) is refused at planning with one line, unless the backend is set explicitly (on the
+command line, or listed in the sweep): then the stack's preprocessing runs on that backend.
+In a sweep a refused stack is one of the impossible combinations the plan lists.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def stack_names() -> list[str]:
 
 
 def stack_factors(name: str) -> dict[str, str]:
-    """The factor values stack `name` sets, each checked to exist; StackError otherwise."""
+    """The factor values stack `name` sets, each an existing option; StackError otherwise."""
     path = CONF_DIR / STACK / f"{name}.yaml"
     if not path.exists():
         raise UnknownNameError(unknown_choice_message(STACK, str(name), stack_names()))
@@ -47,14 +48,22 @@ def stack_factors(name: str) -> dict[str, str]:
     for factor, value in values.items():
         if factor not in FACTORS:
             raise StackError(f"stack '{name}': '{factor}' is not a factor ({', '.join(FACTORS)})")
-        if factor == "backend" and value not in BACKENDS:
-            raise StackError(
-                f"stack '{name}' needs backend '{value}', which this installation does not "
-                f"have (backends here: {', '.join(BACKENDS.names())})"
-            )
-        if not (CONF_DIR / factor / f"{value}.yaml").exists():
+        if factor != "backend" and not (CONF_DIR / factor / f"{value}.yaml").exists():
             raise StackError(f"stack '{name}': no option conf/{factor}/{value}.yaml")
     return values
+
+
+def taken(name: str, values: dict[str, str], overridden) -> dict[str, str]:
+    """The stack's values for the factors not overridden; a backend taken from the stack
+    must exist here (tract and ncnn come with their own backend modules)."""
+    out = {f: v for f, v in values.items() if f not in overridden}
+    backend = out.get("backend")
+    if backend is not None and backend not in BACKENDS:
+        raise StackError(
+            f"stack '{name}' needs backend '{backend}', which this installation does not "
+            f"have (backends here: {', '.join(BACKENDS.names())})"
+        )
+    return out
 
 
 def base_stack(cfg: DictConfig) -> str:
@@ -74,9 +83,7 @@ def apply_stack(
         return choices, explicit
     values = stack_factors(name)
     choices = dict(choices)
-    for factor, value in values.items():
-        if factor in explicit:
-            continue
+    for factor, value in taken(name, values, explicit).items():
         with open_dict(cfg):
             cfg[factor] = OmegaConf.load(CONF_DIR / factor / f"{value}.yaml")
         choices[factor] = value
@@ -92,5 +99,4 @@ def unfold(assigned: dict[str, str], cfg: DictConfig) -> tuple[str, dict[str, st
     name = assigned.get(STACK)
     if not name:
         return base_stack(cfg), {}
-    values = stack_factors(name)
-    return name, {f: v for f, v in values.items() if f not in assigned}
+    return name, taken(name, stack_factors(name), assigned)
