@@ -1,22 +1,28 @@
-"""Engine vs naive loop vs floor, on the same sweep and data, measured side by side in one run.
+"""Engine vs naive loop vs the two floors, on the same sweep and data, side by side in one run.
 
-- engine: `run_sweep` as the app runs it (streaming chunks, prefix memo, part files).
-- naive:  each config on its own, as one validate script per config does: load the model
-          variant, then decode -> resize -> colour -> normalize -> infer every sample, using
-          the same stage code.
-- floor:  only the unavoidable work, back to back, no orchestration: each unique stage output
-          computed once for the whole dataset (one decode per (sample, decoder), one resize per
-          unique (decoder, resize), ...), each variant loaded once, and inference of every
-          config on ready tensors.
+- engine:           `run_sweep` as the app runs it (trie walk, inference dedup, workers).
+- naive:            each config on its own, as one validate script per config does: load the
+                    variant, then decode -> resize -> colour -> normalize -> infer every sample.
+- per_config_floor: the unavoidable work of the old engine, back to back on one thread: each
+                    unique stage output once for the whole dataset, then every config's
+                    inference of its tensors, one config after another.
+- unique_floor:     each unique stage output once, then each *unique* host tensor inferred
+                    once per model variant, one after another on one thread.
+Both floors use the same backend thread count as the engine (`threads`); the engine may also
+use `workers` threads in parallel, which is its point. CPU utilisation is the engine run's
+process CPU time over its wall time.
 
     python benchmarks/sweep_vs_naive.py                        # demo, preproc_ablation (72)
-    python benchmarks/sweep_vs_naive.py dataset=cifar10_test dataset.limit=2000
+    python benchmarks/sweep_vs_naive.py model=efficientnet_lite0 dataset=imagenet_val_1300 \\
+        +sweep=imagenet_24                                       # 24 configs on onnxruntime
 
 Arguments are Hydra overrides; `+sweep=preproc_ablation` is added unless one is given.
+`BENCH_REPEATS` (default 2): engine and floors alternate, best of that many each.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -25,10 +31,12 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import xxhash
 
+from evalharness.app import sweep_options
 from evalharness.compose import prepare_run
+from evalharness.engine.infer import infer_batched
 from evalharness.engine.loop import load_sessions, run_sweep
-from evalharness.engine.options import SweepOptions
 from evalharness.preprocess.errors import StageError
 from evalharness.preprocess.pipeline import run_pipeline
 
@@ -39,17 +47,12 @@ def compose_run(overrides: list[str]):
     return prepare_run(["progress=false", *overrides])
 
 
-def time_engine(cfg, specs, dataset, task) -> float:
-    opts = SweepOptions(int(cfg.chunk_size), int(cfg.batch_size), str(cfg.cache_dir), False)
+def time_engine(cfg, specs, dataset, task) -> tuple[float, dict]:
+    opts = sweep_options(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        run_sweep(specs, dataset, Path(tmp), opts, task)
-        return time.perf_counter() - t0
-
-
-def _infer_all(session, x: np.ndarray, batch_size: int) -> None:
-    for b in range(0, len(x), batch_size):
-        session.infer(x[b : b + batch_size])
+        stats = run_sweep(specs, dataset, Path(tmp), opts, task)
+        return time.perf_counter() - t0, stats
 
 
 def _or_none(fn, x):
@@ -72,15 +75,14 @@ def time_naive(cfg, specs, dataset, task) -> float:
                 if x is not None
             ]
             if xs:
-                _infer_all(session, np.stack(xs), int(cfg.batch_size))
+                infer_batched(session, np.stack(xs), int(cfg.batch_size))
     return time.perf_counter() - t0
 
 
-def time_floor(cfg, specs, dataset, task) -> float:
-    t0 = time.perf_counter()
-    sessions = load_sessions(specs, task, dataset, str(cfg.cache_dir))
+def unique_outputs(specs, dataset) -> dict:
+    """Each unique prefix once over the whole dataset (no orchestration, one thread)."""
     outputs: dict[tuple, list] = {}
-    for spec in specs:  # each unique prefix once, over the whole dataset
+    for spec in specs:
         for k in range(len(spec.stages)):
             prefix = spec.stages[: k + 1]
             if prefix in outputs:
@@ -88,27 +90,74 @@ def time_floor(cfg, specs, dataset, task) -> float:
             parent = [s.path for s in dataset.samples] if k == 0 else outputs[prefix[:-1]]
             stage = prefix[-1]
             outputs[prefix] = [None if x is None else _or_none(stage, x) for x in parent]
-    for spec in specs:
+    return outputs
+
+
+def time_floors(cfg, specs, dataset, task) -> tuple[float, float]:
+    """(per_config_floor, unique_floor) seconds, preprocessing shared by both."""
+    batch = int(cfg.batch_size)
+    t0 = time.perf_counter()
+    sessions = load_sessions(specs, task, dataset, str(cfg.cache_dir))
+    outputs = unique_outputs(specs, dataset)
+    prep = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for spec in specs:  # every config's inference, one after another
         xs = [x.pixels for x in outputs[spec.stages] if x is not None]
-        _infer_all(sessions[spec.variant], np.stack(xs), int(cfg.batch_size))
-    return time.perf_counter() - t0
+        infer_batched(sessions[spec.variant], np.stack(xs), batch)
+    per_config = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    by_variant: dict = {}
+    for spec in specs:  # each unique tensor once per variant (hashing included)
+        seen = by_variant.setdefault(spec.variant, {})
+        for x in outputs[spec.stages]:
+            if x is not None:
+                t = x.pixels
+                seen.setdefault((t.shape, t.dtype.str, xxhash.xxh3_128_digest(t)), t)
+    for variant, seen in by_variant.items():
+        groups: dict = {}
+        for t in seen.values():
+            groups.setdefault(t.shape, []).append(t)
+        for ts in groups.values():
+            infer_batched(sessions[variant], np.stack(ts), batch)
+    unique = time.perf_counter() - t0
+    return prep + per_config, prep + unique
 
 
 def main(overrides: list[str]) -> None:
     cfg, specs, dataset, task = compose_run(overrides)
     load_sessions(specs, task, dataset, str(cfg.cache_dir))  # exports cached: fair start
-    print(f"{len(specs)} configs x {len(dataset)} samples ({dataset.name}), 1 thread per backend")
-    # Floor and engine alternate, best of `repeats` each, so neither pays the warm-up alone.
+    opts = sweep_options(cfg)
+    print(
+        f"{len(specs)} configs x {len(dataset)} samples ({dataset.name}, {cfg.model.name}), "
+        f"threads={cfg.threads} per batch, engine workers={opts.workers}, cores="
+        f"{len(os.sched_getaffinity(0))}"
+    )
     repeats = int(os.environ.get("BENCH_REPEATS", "2"))
-    floor, engine = float("inf"), float("inf")
-    for _ in range(repeats):
-        floor = min(floor, time_floor(cfg, specs, dataset, task))
-        engine = min(engine, time_engine(cfg, specs, dataset, task))
-    naive = time_naive(cfg, specs, dataset, task)
-    print(f"floor  {floor:8.1f} s")
-    print(f"engine {engine:8.1f} s")
-    print(f"naive  {naive:8.1f} s")
-    print(f"engine/floor = {engine / floor:.3f}   naive/engine = {naive / engine:.2f}")
+    per_config = unique = engine = float("inf")
+    stats: dict = {}
+    for _ in range(repeats):  # alternate, best of `repeats` each: no one pays warm-up alone
+        pc, un = time_floors(cfg, specs, dataset, task)
+        per_config, unique = min(per_config, pc), min(unique, un)
+        e, st = time_engine(cfg, specs, dataset, task)
+        if e < engine:
+            engine, stats = e, st
+    naive = (
+        time_naive(cfg, specs, dataset, task) if os.environ.get("BENCH_NAIVE", "1") == "1" else None
+    )
+    print(f"per_config_floor {per_config:8.1f} s")
+    print(f"unique_floor     {unique:8.1f} s")
+    print(f"engine           {engine:8.1f} s")
+    if naive is not None:
+        print(f"naive            {naive:8.1f} s")
+    print(f"engine/per_config_floor = {engine / per_config:.3f}")
+    print(f"engine/unique_floor = {engine / unique:.3f}")
+    if naive is not None:
+        print(f"naive/engine = {naive / engine:.2f}")
+    print(f"infer_unique/infer_requested = {stats['infer_unique']}/{stats['infer_requested']} "
+          f"= {stats['infer_unique'] / max(1, stats['infer_requested']):.3f}")  # fmt: skip
+    print(f"engine cpu_utilisation = {stats['cpu_utilisation']:.2f} cores "
+          f"(cpu {stats['cpu_seconds']:.1f} s / wall {stats['wall_seconds']:.1f} s)")  # fmt: skip
+    print(json.dumps({k: v for k, v in stats.items() if k.endswith("_seconds")}))
 
 
 if __name__ == "__main__":

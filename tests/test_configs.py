@@ -39,7 +39,8 @@ def _factor_options():
 @pytest.mark.parametrize("group,name", list(_factor_options()))
 def test_every_factor_option_resolves(group, name):
     overrides = [f"{group}={name}"]
-    on_openvino = {("norm", "ov_ppp"), ("precision", "fp16"), ("device", "gpu")}
+    on_openvino = {("norm", "ov_ppp"), ("precision", "fp16"), ("device", "gpu"),
+                   ("precision", "int8_nncf"), ("precision", "int8_ort")}  # fmt: skip
     if (group, name) in on_openvino or _in_model_resize(group, name):
         overrides.append("backend=openvino")
     cfg, choices = compose_config(overrides)

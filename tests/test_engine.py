@@ -34,8 +34,28 @@ def test_each_unique_stage_prefix_is_computed_once(small_sweep):
     assert stats["resize_calls"] == 40 * 3 * 2
     assert stats["colour_calls"] == 40 * 3 * 2
     assert stats["normalize_calls"] == 40 * 3 * 2 * 2
-    assert stats["infer_sample_calls"] == 40 * 24
+    assert stats["infer_requested"] == 40 * 24
+    # Pillow, OpenCV and torchvision.io decode these JPEGs alike: most tensors repeat
+    assert stats["infer_unique"] < 40 * 24 * 0.5
+    assert stats["infer_saving"] == pytest.approx(1 - stats["infer_unique"] / (40 * 24), abs=1e-4)
     assert stats["variant_load_calls"] == 4  # 2 backends x 2 placements, once each
+
+
+@pytest.mark.parametrize("setting", ["dedup=false", "workers=1", "memory_budget=2400000"])
+def test_predictions_do_not_depend_on_dedup_workers_or_budget(small_sweep, run_app, setting):
+    """Dedup off, one worker, or pipelines split into many groups by a tiny memory budget:
+    the same predictions (logits within 1e-6 where a backend's arithmetic depends on the
+    batch; the predictions table holds label_logit)."""
+    summary, out = small_sweep
+    other, run_dir = run_app([*SMALL_SWEEP, setting])
+    a = pd.read_parquet(out / "predictions.parquet")
+    b = pd.read_parquet(run_dir / "predictions.parquet")
+    cols = ["sample_id", "config_id", "pred", "correct1", "correct5", "error"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert np.abs(a.label_logit - b.label_logit).max() <= 1e-6
+    stats = json.loads((run_dir / "stats.json").read_text())
+    if setting == "dedup=false":
+        assert stats["infer_unique"] == stats["infer_requested"] == 40 * 24
 
 
 def test_outputs_have_the_documented_form(small_sweep):
@@ -135,3 +155,14 @@ def test_bad_files_become_error_rows_and_the_sweep_completes(run_app, tmp_path):
     assert errors.reason.str.contains("file not found").any()
     preds = pd.read_parquet(out / "predictions.parquet")
     assert (preds[preds.error_stage.notna()].pred == -1).all()
+
+
+def test_a_plan_over_1000_configs_warns_with_a_probed_estimate(run_app, capsys, monkeypatch):
+    from evalharness.engine import loop
+
+    monkeypatch.setattr(loop, "WARN_CONFIGS", 10)  # the demo's 24 configs count as "large"
+    run_app(SMALL_SWEEP)
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if ln.startswith("warning:"))
+    assert "24 configs x 40 samples = 960 evaluations; about" in line
+    assert "expected from a 2-sample probe" in line

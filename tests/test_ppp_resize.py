@@ -31,6 +31,11 @@ def test_refused_with_a_policy_that_is_not_a_resize_to_the_model_size():
         _specs(["resize=ov_ppp_linear", "backend=openvino", "resize.crop=limit_max"])
 
 
+def test_refused_with_int8_whose_calibration_needs_model_sized_host_tensors():
+    with pytest.raises(PlanError, match="calibrates on host tensors of the model's size"):
+        _specs(["resize=ov_ppp_linear", "backend=openvino", "precision=int8_ort"])
+
+
 @pytest.mark.parametrize("norm", ["host", "ov_ppp"])
 def test_the_variant_learns_its_resize_from_the_resize_value(norm):
     spec = _specs(["resize=ov_ppp_linear", "backend=openvino", f"norm={norm}"])[0]

@@ -12,13 +12,13 @@ from typing import Any
 
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from evalharness.backends.base import MissingRuntimeError
 from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.engine.claim import PlanMismatchError, RunDirBusyError, claim
 from evalharness.engine.loop import plan_record, run_sweep
-from evalharness.engine.options import SweepOptions, positive_int, shard_chunks
+from evalharness.engine.options import SweepOptions, positive_int, resolve_workers, shard_chunks
 from evalharness.engine.plan import (
     FACTORS,
     PlanError,
@@ -77,7 +77,28 @@ def sweep_options(cfg: DictConfig) -> SweepOptions:
         progress=bool(cfg.progress),
         shard_index=shard.get("index", 0),
         shard_count=shard.get("count", 1),
+        workers=resolve_workers(cfg.get("workers", "auto")),
+        dedup=bool(cfg.get("dedup", True)),
+        memory_budget=memory_bytes(cfg.get("memory_budget", 1_500_000_000)),
     )
+
+
+def memory_bytes(value) -> int:
+    """memory_budget: bytes as a number (1.5e9) or with a unit ("1.5GB", "800MB")."""
+    text = str(value).strip().upper()
+    units = {"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+    for unit, scale in units.items():
+        if text.endswith(unit):
+            try:
+                return int(float(text[: -len(unit)]) * scale)
+            except ValueError:
+                break
+    try:
+        return int(float(text))
+    except ValueError:
+        raise ValueError(
+            f"memory_budget must be bytes (1.5e9) or like 1.5GB, got {value!r}"
+        ) from None
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -156,7 +177,31 @@ def prepare(cfg: DictConfig, choices: dict[str, str], explicit: set[str] | None 
         )
     task.check_dataset(dataset, model)
     specs = expand(cfg, choices, model)
-    return choices, model, dataset, task, specs, opts
+    calib: list = []
+    if any(s.variant.option("calibrate") for s in specs) or cfg.calibration.get("held_out"):
+        calib, dataset, key = calibration_set(cfg, dataset)
+        specs = expand(cfg, choices, model, calibration_key=key)
+    return choices, model, dataset, task, specs, opts, calib
+
+
+def calibration_set(cfg: DictConfig, dataset: Dataset):
+    """The calibration images, the dataset left to score, and the key naming the set.
+
+    Held out of the evaluation set by default (recorded in the run config, so shards and
+    on-demand runs of this run hold out the very same images), or from calibration.dataset.
+    """
+    from evalharness.engine.calibration import calibration_key, choose, hold_out
+    from evalharness.engine.plan import load_option
+
+    n = positive_int("calibration.n", cfg.calibration.n)
+    if cfg.calibration.get("dataset"):
+        source = load_dataset(load_option("dataset", str(cfg.calibration.dataset)))
+        calib = choose(source, n)
+        return calib, dataset, calibration_key(calib, source.content_hash)
+    calib = choose(dataset, n)
+    with open_dict(cfg):
+        cfg.calibration.held_out = True
+    return calib, hold_out(dataset, calib), calibration_key(calib, dataset.content_hash)
 
 
 def run(
@@ -172,7 +217,7 @@ def run(
     (the others take the model card's reference). The run dir is locked and checked before
     anything is written in it: a refused run leaves it as it was.
     """
-    choices, model, dataset, task, specs, opts = prepare(cfg, choices, explicit)
+    choices, model, dataset, task, specs, opts, calib = prepare(cfg, choices, explicit)
     configs = configs_table(specs, model, dataset)
     plan = plan_record(specs, dataset, opts)
     columns = factor_columns(specs)
@@ -189,7 +234,7 @@ def run(
     }
     with claim(Path(run_dir), plan, files):
         log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)
-        stats = run_sweep(specs, dataset, Path(run_dir), opts, task)
+        stats = run_sweep(specs, dataset, Path(run_dir), opts, task, calibrator(calib))
         chunks = shard_chunks(len(dataset), opts)
         summary = finalize(
             Path(run_dir), configs, chunks, dataset.content_hash, versions(), task, columns,
@@ -202,6 +247,15 @@ def run(
 
         print(f"report: {write_report(Path(run_dir))}")
     return summary
+
+
+def calibrator(calib: list):
+    """spec -> its own host tensors of the calibration images (None: nothing calibrates)."""
+    if not calib:
+        return None
+    from evalharness.engine.calibration import tensors
+
+    return lambda spec: tensors(spec, calib)
 
 
 def report_to_terminal(summary: pd.DataFrame, run_dir: Path, stats: dict, task: Task) -> None:

@@ -39,5 +39,5 @@ def prepare_run(overrides: list[str]):
     from evalharness.app import prepare
 
     cfg, choices = compose_config(overrides)
-    _, _, dataset, task, specs, _ = prepare(cfg, choices, explicit_factors(overrides))
+    _, _, dataset, task, specs, _, _ = prepare(cfg, choices, explicit_factors(overrides))
     return cfg, specs, dataset, task

@@ -144,7 +144,8 @@ def joint_groups(run_dir: Path, res: RunResults, a: dict, b: dict) -> dict[str, 
                 rest = [j for j in range(len(players)) if j not in s]
                 q = next((j for j in rest if runnable(config([players[i] for i in (*s, j)]))), None)
                 merge = [*s, q] if q is not None else list(range(len(players)))
-                merged = [f for i in merge for f in players[i]]
+                order = list(a)
+                merged = sorted((f for i in merge for f in players[i]), key=order.index)
                 players = [p for i, p in enumerate(players) if i not in merge] + [merged]
                 changed = True
                 break
@@ -172,8 +173,12 @@ def attribution(run_dir: Path, res: RunResults, a_cfg: dict, b_cfg: dict, idx: n
     if groups:
         why = {}
         for name, fs in groups.items():
-            probe = coalition_config(a_cfg, b_cfg, {fs[0]})
-            reason = plan_problem(run_dir, probe) or "a coalition splitting them cannot run"
+            reasons = (
+                plan_problem(run_dir, coalition_config(a_cfg, b_cfg, set(part)))
+                for r in range(1, len(fs))
+                for part in itertools.combinations(fs, r)
+            )
+            reason = next((r for r in reasons if r), "a coalition splitting them cannot run")
             why[name] = f"{' and '.join(fs)} are one joint term ({reason})"
         att.joint = why
     return att, res

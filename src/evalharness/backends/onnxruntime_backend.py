@@ -16,21 +16,29 @@ from evalharness.backends.export import (
     to_float16,
     with_graph_normalization,
 )
+from evalharness.backends.quantize import Timer, quantize_ort
 
 PROVIDERS = {"cpu": ["CPUExecutionProvider"]}
 
 
-def onnx_for_variant(variant: ModelVariant, cache_dir: str):
-    """The ONNX file a variant runs: export, then graph normalization, then fp16, as asked."""
+def onnx_for_variant(variant: ModelVariant, cache_dir: str, calibration=None, timer=None):
+    """The ONNX file a variant runs: export, then graph normalization, then fp16 or int8
+    (QDQ, calibrated on `calibration`, the config's own host tensors), as asked."""
     path = export_onnx(variant.model, cache_dir)
     if variant.placement == "graph":
         path = with_graph_normalization(path, cache_dir, variant.mean, variant.std)
     if variant.precision == "fp16":
         path = to_float16(path, cache_dir)
+    if variant.precision == "int8_ort":
+        if calibration is None:
+            raise ValueError("precision int8_ort needs calibration images (run it in a sweep)")
+        path = quantize_ort(path, variant, calibration, cache_dir, timer or Timer())
     return path
 
 
 class OrtSession:
+    thread_safe = True  # InferenceSession.run may be called from several threads
+
     def __init__(self, path: str, variant: ModelVariant) -> None:
         import onnxruntime as ort
 
@@ -51,8 +59,9 @@ class OrtSession:
         shape = tuple(d if isinstance(d, int) else None for d in meta.shape)
         self.input = IOInfo(meta.name, shape)
         self.output_names = [o.name for o in self.sess.get_outputs()]
-        self.precision_ran = variant.precision
+        self.precision_ran = "int8" if variant.precision.startswith("int8") else variant.precision
         self.notes: tuple[str, ...] = ()
+        self.build_seconds = 0.0
         if self.input.fixed_batch:
             self.notes = (f"fixed batch {self.input.fixed_batch}: run that many at a time",)
 
@@ -67,13 +76,16 @@ class OnnxRuntimeBackend:
     capabilities = Capabilities(
         sources=("torch", "torchvision", "onnx"),
         placements=("host", "graph"),
-        precisions=("fp32", "fp16"),
+        precisions=("fp32", "fp16", "int8_ort"),
         devices=("cpu",),
         requires=("onnxruntime",),
     )
 
-    def load(self, variant: ModelVariant, cache_dir: str) -> OrtSession:
-        return OrtSession(str(onnx_for_variant(variant, cache_dir)), variant)
+    def load(self, variant: ModelVariant, cache_dir: str, calibration=None) -> OrtSession:
+        timer = Timer()
+        session = OrtSession(str(onnx_for_variant(variant, cache_dir, calibration, timer)), variant)
+        session.build_seconds = timer.seconds  # 0 when the quantized model was reused
+        return session
 
     def versions(self) -> dict[str, str]:
         import onnxruntime as ort

@@ -12,10 +12,13 @@ say so).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from evalharness.backends.base import BACKENDS, Capabilities, IOInfo, ModelVariant
 from evalharness.backends.export import export_onnx, with_graph_normalization
+from evalharness.backends.quantize import Timer, quantize_nncf, quantize_ort
 
 _HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
 _EFFECTIVE = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
@@ -76,8 +79,11 @@ def free_fixed_batch(model) -> str | None:
 
 
 class OpenVinoSession:
+    thread_safe = True  # one infer request per thread on a shared compiled model
+
     def __init__(self, compiled, notes: tuple[str, ...]) -> None:
-        self.request = compiled.create_infer_request()
+        self.compiled = compiled
+        self._local = threading.local()
         inp = compiled.inputs[0]
         self.input = IOInfo(inp.get_any_name(), _shape(inp.get_partial_shape()))
         self.output_names = []
@@ -87,9 +93,16 @@ class OpenVinoSession:
             except RuntimeError:  # an output without a tensor name
                 self.output_names.append(f"output{i}")
         # What the plugin actually runs: a CPU without f16/bf16 support silently runs f32.
-        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-        self.precision_ran = _EFFECTIVE.get(hint, hint)
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        self.precision_ran = _EFFECTIVE.get(name, name)
         self.notes = notes
+
+    @property
+    def request(self):
+        if not hasattr(self._local, "request"):
+            self._local.request = self.compiled.create_infer_request()
+        return self._local.request
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         res = self.request.infer({0: batch})
@@ -106,16 +119,23 @@ class OpenVinoBackend:
     capabilities = Capabilities(
         sources=("torch", "torchvision", "onnx", "openvino"),
         placements=("host", "graph", "ov_ppp"),
-        precisions=("fp32", "fp16", "bf16"),
+        precisions=("fp32", "fp16", "bf16", "int8_ort", "int8_nncf"),
         layouts=("NCHW", "NHWC"),
         devices=("cpu", "gpu"),
         requires=("openvino",),
     )
 
-    def load(self, variant: ModelVariant, cache_dir: str) -> OpenVinoSession:
+    @staticmethod
+    def refuses(placement: str, precision: str, device: str) -> str | None:
+        if precision.startswith("int8") and placement == "ov_ppp":
+            return "int8 with norm 'ov_ppp' is not supported (calibrate with host or graph)"
+        return None
+
+    def load(self, variant: ModelVariant, cache_dir: str, calibration=None) -> OpenVinoSession:
         import openvino as ov
 
         core = ov.Core()
+        timer = Timer()
         if variant.model.source == "openvino":  # an IR: read as it is
             if variant.placement == "graph":
                 raise ValueError("norm 'graph' needs an ONNX or torch model, not an IR")
@@ -124,6 +144,12 @@ class OpenVinoBackend:
             path = export_onnx(variant.model, cache_dir)
             if variant.placement == "graph":
                 path = with_graph_normalization(path, cache_dir, variant.mean, variant.std)
+        if variant.precision.startswith("int8") and calibration is None:
+            raise ValueError(f"precision {variant.precision} needs calibration images")
+        if variant.precision == "int8_ort":  # the QDQ ONNX onnxruntime runs, read as int8
+            path = quantize_ort(path, variant, calibration, cache_dir, timer)
+        elif variant.precision == "int8_nncf":
+            path = quantize_nncf(path, variant, calibration, cache_dir, timer)
         try:
             model = core.read_model(str(path))
         except RuntimeError as e:
@@ -134,13 +160,17 @@ class OpenVinoBackend:
         if variant.placement == "ov_ppp" or resize:
             model = add_ppp(model, variant.placement, variant.mean, variant.std, resize)
         config = {
-            "INFERENCE_PRECISION_HINT": _HINTS[variant.precision],
+            "INFERENCE_PRECISION_HINT": _HINTS.get(variant.precision, "f32"),
             "INFERENCE_NUM_THREADS": variant.threads,
             "NUM_STREAMS": 1,
         }
         device = variant.option("ov_device") or _DEVICES.get(variant.device, variant.device)
         compiled = core.compile_model(model, device, config)
-        return OpenVinoSession(compiled, (note,) if note else ())
+        session = OpenVinoSession(compiled, (note,) if note else ())
+        if variant.precision.startswith("int8"):
+            session.precision_ran = "int8"  # the f32 hint covers what int8 ops leave
+        session.build_seconds = timer.seconds
+        return session
 
     def versions(self) -> dict[str, str]:
         import openvino as ov

@@ -34,6 +34,8 @@ def _as_list(out) -> list[torch.Tensor]:
 
 
 class TorchSession:
+    thread_safe = True  # an eval-mode module under inference_mode is safe to share
+
     def __init__(self, module: nn.Module, variant: ModelVariant) -> None:
         self.module = module
         self.dtype = _DTYPES[variant.precision]

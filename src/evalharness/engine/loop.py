@@ -1,21 +1,34 @@
-"""The one evaluation loop: stream chunks of samples through every config, sharing prefixes.
+"""The one evaluation loop: stream chunks of samples through every config, each unique piece
+of work once, on every core, in bounded memory.
 
-For each chunk, a config's host pipeline is a tuple of stages; the memo maps a stage
-*prefix* to that prefix's outputs for the chunk, so a decode shared by 24 configs runs once
-and a host tensor shared by three backends is stacked once. The memo lives for one chunk
-only: memory stays bounded whatever the dataset size. Each finished chunk is written as its
-own part file before the next starts, so an interruption loses at most one chunk.
+For each chunk of samples:
+1. Preprocess (engine/walk.py): the configs' host pipelines form a trie of stage prefixes;
+   each sample walks it depth first, so a decode shared by 24 configs runs once per sample
+   and an intermediate image lives only while the walk is below it (a huge decoded image is
+   never held chunk_size times). Samples are walked in parallel on `workers` threads.
+2. Infer (engine/infer.py): per model variant, a sample's host tensor is inferred once
+   however many configs produce the same bytes (xxh3-128 of the bytes plus shape and dtype,
+   confirmed by a byte comparison); batches run in parallel across variants.
+3. Post-process: the task turns each config's outputs, with the Geometry of each sample's
+   pixels, into prediction rows; the chunk is written as one part file.
+The next chunk's preprocessing runs while the current chunk infers. Results do not depend
+on the number of workers: every batch is formed the same way and computed by one session
+with the backend's fixed thread count.
 
-The loop knows nothing of labels or metrics: the task (tasks/base.py) turns each batch's
-named outputs, with the Geometry every sample's pixels went through, into prediction rows.
+Memory: the host tensors a chunk holds at once are bounded by `memory_budget`: pipelines are
+processed in groups whose tensors fit; a plan whose smallest group cannot fit is refused
+before any work, with the figure it would need.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,29 +41,37 @@ from evalharness.backends import BACKENDS
 from evalharness.backends.base import ModelVariant, Session
 from evalharness.data.dataset import Dataset, Sample
 from evalharness.engine import store
+from evalharness.engine.infer import VariantInference, infer_batched
 from evalharness.engine.options import SweepOptions, shard_chunks, stable_hash
 from evalharness.engine.plan import RunSpec
-from evalharness.preprocess.errors import StageError
-from evalharness.preprocess.geometry import Frame
-from evalharness.preprocess.pipeline import Stage
+from evalharness.engine.walk import ByteBudget, Failure, Pipeline, Walker, pipelines_of
 from evalharness.tasks.base import Task
 
+log = logging.getLogger("evalharness")
+WARN_CONFIGS = 1000  # a plan this large gets a one-line warning with a time estimate
+# One decode budget per memory budget, shared by the chunks walked at the same time.
+DECODE_BUDGETS: dict[int, ByteBudget] = {}
 
-@dataclass(frozen=True)
-class Failure:
-    stage: str
-    reason: str
+__all__ = ["Failure", "infer_batched", "load_sessions", "run_sweep", "plan_record"]
 
 
 @dataclass
 class Counters:
-    """Work actually done: the proof that shared prefixes were computed once."""
+    """Work actually done: the proof that shared work was done once."""
 
     calls: Counter = field(default_factory=Counter)
     seconds: defaultdict = field(default_factory=lambda: defaultdict(float))
 
+    def add(self, other: Counters) -> None:
+        self.calls.update(other.calls)
+        for k, v in other.seconds.items():
+            self.seconds[k] += v
+
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f"{k}_calls": v for k, v in sorted(self.calls.items())}
+        skip = {"infer_requested", "infer_unique"}  # reported on their own
+        out: dict[str, Any] = {
+            f"{k}_calls": v for k, v in sorted(self.calls.items()) if k not in skip
+        }
         out.update({f"{k}_seconds": round(v, 4) for k, v in sorted(self.seconds.items())})
         return out
 
@@ -81,133 +102,160 @@ def input_probe(variant: ModelVariant, session: Session) -> np.ndarray:
 
 
 def load_sessions(
-    specs: list[RunSpec], task: Task, dataset: Dataset, cache_dir: str
+    specs: list[RunSpec], task: Task, dataset: Dataset, cache_dir: str, calibration=None
 ) -> dict[ModelVariant, Session]:
-    """Build every variant once; a wrong output fails here, before any sample is read."""
+    """Build every variant once; a wrong output fails here, before any sample is read.
+
+    `calibration(spec) -> np.ndarray` gives the host tensors a quantizing variant calibrates
+    with (the config's own preprocessing of the held-out images)."""
     sessions: dict[ModelVariant, Session] = {}
     for spec in specs:
         v = spec.variant
         if v in sessions:
             continue
-        session = BACKENDS.get(v.backend)().load(v, cache_dir)
+        backend = BACKENDS.get(v.backend)()
+        if v.option("calibrate") and calibration is not None:
+            session = backend.load(v, cache_dir, calibration=calibration(spec))
+        else:
+            session = backend.load(v, cache_dir)
         task.check_outputs(session.infer(input_probe(v, session)), v.model, dataset)
         sessions[v] = session
     return sessions
 
 
-def infer_batched(session: Session, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """Run x through the session in batches; a model with a fixed batch gets exactly that
-    many at a time (the last batch padded with copies, their outputs dropped)."""
-    fixed = session.input.fixed_batch
-    step = fixed or batch_size
-    parts: dict[str, list[np.ndarray]] = defaultdict(list)
-    for b in range(0, len(x), step):
-        xb = x[b : b + step]
-        n = len(xb)
-        if fixed and n < fixed:
-            xb = np.concatenate([xb, np.repeat(xb[-1:], fixed - n, axis=0)])
-        for name, arr in session.infer(xb).items():
-            parts[name].append(arr[:n])
-    return {k: np.concatenate(v) for k, v in parts.items()}
+def quantize_seconds(sessions: dict) -> float:
+    """Seconds spent quantizing this run (0 when every quantized model came from the cache)."""
+    return sum(getattr(s, "build_seconds", 0.0) for s in sessions.values())
 
 
 class StageProgress:
-    """The progress bar's postfix: the chunk, the stage running now and the config it serves."""
+    """The progress bar's postfix: the chunk and the stage running now."""
 
     def __init__(self, bar: tqdm) -> None:
-        self.bar, self.chunk, self.config = bar, 0, ""
+        self.bar, self.chunk = bar, 0
 
     def __call__(self, stage: str) -> None:
-        self.bar.set_postfix_str(f"chunk {self.chunk} {stage} | {self.config}", refresh=False)
+        self.bar.set_postfix_str(f"chunk {self.chunk} {stage}", refresh=False)
+
+
+def tensor_bytes(spec: RunSpec) -> int:
+    """Host tensor bytes per sample, estimated from the model input (raw pixels for ov_ppp)."""
+    h, w = spec.variant.model.input_hw or (1024, 1024)
+    return h * w * 3 * (1 if spec.variant.placement == "ov_ppp" else 4)
+
+
+def pipeline_groups(pipes: list[Pipeline], n_samples: int, budget: int) -> list[list[Pipeline]]:
+    """Consecutive (trie-ordered) pipelines whose host tensors for a chunk fit the budget."""
+    groups: list[list[Pipeline]] = [[]]
+    used = 0
+    for p in pipes:
+        need = tensor_bytes(p.specs[0]) * n_samples
+        if groups[-1] and used + need > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append(p)
+        used += need
+    return groups
+
+
+def check_budget(specs: list[RunSpec], opts: SweepOptions) -> None:
+    """Refuse up front a plan whose smallest unit of work cannot fit the memory budget."""
+    worst = max(tensor_bytes(s) for s in specs) * opts.chunk_size * 2  # tensors + outputs
+    if worst > opts.memory_budget:
+        raise ValueError(
+            f"one pipeline's host tensors for a chunk of {opts.chunk_size} need about "
+            f"{_mb(worst)}, over memory_budget={_mb(opts.memory_budget)}: lower chunk_size "
+            f"or raise memory_budget (at least memory_budget={int(worst) + 1})"
+        )
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 class ChunkEvaluator:
-    """Evaluates every config on one chunk of samples, each unique stage prefix once."""
+    """Everything for one chunk: walk (preprocess), infer unique tensors, post-process."""
 
     def __init__(
         self,
         samples: list[Sample],
         task: Task,
-        counters: Counters,
-        batch_size: int,
-        on_stage: Callable[[str], None] = lambda stage: None,
+        pipes: list[Pipeline],
+        sessions: dict[ModelVariant, Session],
+        opts: SweepOptions,
+        pool: ThreadPoolExecutor,
     ) -> None:
-        self.samples = samples
-        self.task = task
-        self.counters = counters
-        self.batch_size = batch_size
-        self.on_stage = on_stage  # told which stage runs now (the progress bar shows it)
-        self.memo: dict[tuple[Stage, ...], list[Any]] = {}
-        self.prefix_seconds: dict[tuple[Stage, ...], float] = {}
+        self.samples, self.task, self.pipes = samples, task, pipes
+        self.sessions, self.opts, self.pool = sessions, opts, pool
+        # half the budget for host tensors (pipeline groups), half for decoding in flight
+        self.decode_budget = DECODE_BUDGETS.setdefault(
+            opts.memory_budget, ByteBudget(opts.memory_budget // 2)
+        )
+        self.counters = Counters()
+        self.timing: dict[str, float] = defaultdict(float)
 
-    def outputs(self, prefix: tuple[Stage, ...]) -> list[Any]:
-        if prefix in self.memo:
-            return self.memo[prefix]
-        if len(prefix) == 1:
-            parent: list[Any] = [
-                Failure(s.problem_stage, s.problem) if s.problem else s.path for s in self.samples
-            ]
-        else:
-            parent = self.outputs(prefix[:-1])
-        stage = prefix[-1]
-        self.on_stage(stage.kind)
-        t0 = time.perf_counter()
-        out = [x if isinstance(x, Failure) else self._run(stage, x) for x in parent]
-        dt = time.perf_counter() - t0
-        self.counters.calls[stage.kind] += sum(not isinstance(x, Failure) for x in parent)
-        self.counters.seconds[stage.kind] += dt
-        self.prefix_seconds[prefix] = dt
-        self.memo[prefix] = out
-        return out
+    def preprocess(self, group: list[Pipeline]) -> dict[int, list[Any]]:
+        """Host frames (or Failures) per pipeline index of the group, per sample."""
+        walker = Walker([p.stages for p in group], self.decode_budget)
+        results = list(self.pool.map(walker.walk, self.samples))
+        finals: dict[int, list[Any]] = {k: [] for k in range(len(group))}
+        for outs, counts in results:
+            for k, x in enumerate(outs):
+                finals[k].append(x)
+            # per-pipeline seconds (shared stages in full): each config's standalone time
+            for k, p in enumerate(group):
+                secs = counts.seconds.pop(f"prefix:{k}", 0.0)
+                for spec in p.specs:
+                    self.timing[spec.config_id] += secs
+            self.counters.add(counts)
+        return finals
 
-    @staticmethod
-    def _run(stage: Stage, x: Any) -> Any:
-        try:
-            return stage(x)
-        except StageError as e:
-            return Failure(e.stage, e.reason)
-        except Exception as e:  # a library bug on one odd file must not end the sweep
-            return Failure(stage.kind, f"{type(e).__name__}: {e}")
+    def evaluate_group(self, group: list[Pipeline], finals: dict[int, list[Any]]):
+        """Rows of every config whose pipeline is in the group."""
+        by_variant: dict[ModelVariant, list[tuple[RunSpec, list[Any]]]] = defaultdict(list)
+        for k, p in enumerate(group):
+            for spec in p.specs:
+                by_variant[spec.variant].append((spec, finals[k]))
+        jobs = {
+            v: VariantInference(self.sessions[v], v, items, self.opts, self.counters)
+            for v, items in by_variant.items()
+        }
+        # every variant's batches at once: the pool runs them in parallel (on this thread
+        # only the waiting happens, so no pool thread ever waits on another)
+        futures = [
+            self.pool.submit(job.run_batch, batch)
+            for job in jobs.values()
+            for batch in job.prepare()
+        ]
+        for fut in futures:
+            fut.result()
+        frames = []
+        for v, job in jobs.items():
+            outputs_of = job.results()  # {config_id: [per-sample outputs or None]}
+            for spec, final in by_variant[v]:
+                t0 = time.perf_counter()
+                frames.append(self._rows(spec, final, outputs_of[spec.config_id]))
+                post = time.perf_counter() - t0
+                self.counters.seconds["postprocess"] += post
+                self.timing[spec.config_id] += post + job.seconds_per_sample * len(final)
+        return frames
 
-    def shape_groups(self, stages: tuple[Stage, ...]) -> list[list[int]]:
-        """Indices of the samples that reached the end, grouped by host tensor shape (a
-        policy such as limit_min gives every image its own size), in sample order."""
+    def _rows(self, spec: RunSpec, final: list[Any], outputs: list[Any]) -> pd.DataFrame:
+        records: list[dict[str, Any] | None] = [None] * len(self.samples)
         groups: dict[tuple, list[int]] = {}
-        for i, x in enumerate(self.outputs(stages)):
+        for i, x in enumerate(final):
             if not isinstance(x, Failure):
                 groups.setdefault((x.pixels.shape, x.pixels.dtype.str), []).append(i)
-        return list(groups.values())
-
-    def evaluate(self, spec: RunSpec, session: Session) -> tuple[pd.DataFrame, float]:
-        """Rows for one config on this chunk, and the seconds its pipeline took standalone."""
-        final = self.outputs(spec.stages)
-        records: list[dict[str, Any] | None] = [None] * len(self.samples)
-        self.on_stage(f"infer {spec.variant.backend}")
-        infer_s = post_s = 0.0
-        for group in self.shape_groups(spec.stages):
-            frames: list[Frame] = [final[i] for i in group]
-            t0 = time.perf_counter()
-            raw = infer_batched(session, np.stack([f.pixels for f in frames]), self.batch_size)
-            t1 = time.perf_counter()
-            self.counters.calls["infer_sample"] += len(group)
-            outputs = self.task.read_outputs(raw, spec.variant.model)
-            preds = self.task.predict(outputs, frames, [self.samples[i] for i in group])
-            post_s += time.perf_counter() - t1
-            infer_s += t1 - t0
-            for i, rec in zip(group, preds, strict=True):
-                records[i] = rec
-        self.counters.seconds["infer"] += infer_s
-        self.counters.seconds["postprocess"] += post_s
-        standalone = (
-            infer_s
-            + post_s
-            + sum(
-                self.prefix_seconds.get(spec.stages[: k + 1], 0.0) for k in range(len(spec.stages))
+        model = spec.variant.model
+        for idx in groups.values():
+            raw = {n: np.stack([outputs[i][n] for i in idx]) for n in outputs[idx[0]]}
+            preds = self.task.predict(
+                self.task.read_outputs(raw, model),
+                [final[i] for i in idx],
+                [self.samples[i] for i in idx],
             )
-        )
-        return self._rows(spec, final, records), standalone
-
-    def _rows(self, spec: RunSpec, final: list[Any], records: list) -> pd.DataFrame:
+            for i, rec in zip(idx, preds, strict=True):
+                records[i] = rec
         rows = []
         for s, x, rec in zip(self.samples, final, records, strict=True):
             if isinstance(x, Failure):
@@ -221,12 +269,41 @@ class ChunkEvaluator:
         return pd.DataFrame(rows)
 
 
+def _chunk(dataset: Dataset, c: int, opts: SweepOptions) -> list[Sample]:
+    return dataset.samples[c * opts.chunk_size : (c + 1) * opts.chunk_size]
+
+
+def probe_seconds(samples, task, pipes, sessions, opts, pool) -> float:
+    """Seconds per sample of the whole plan, from a short probe: two samples through every
+    pipeline and every variant (nothing is written)."""
+    ev = ChunkEvaluator(samples[:2], task, pipes, sessions, opts, pool)
+    t0 = time.perf_counter()
+    for group in pipeline_groups(pipes, len(ev.samples), opts.memory_budget // 2):
+        ev.evaluate_group(group, ev.preprocess(group))
+    return (time.perf_counter() - t0) / max(1, len(ev.samples))
+
+
+def warn_if_large(specs: list[RunSpec], n_samples: int, seconds_per_sample: float) -> None:
+    secs = seconds_per_sample * n_samples
+    when = f"{secs / 3600:.1f} h" if secs >= 3600 else f"{secs / 60:.1f} min"
+    print(
+        f"warning: {len(specs)} configs x {n_samples} samples = {len(specs) * n_samples} "
+        f"evaluations; about {when} expected from a 2-sample probe",
+        file=sys.stderr,
+    )
+
+
 def run_sweep(
-    specs: list[RunSpec], dataset: Dataset, run_dir: Path, opts: SweepOptions, task: Task
+    specs: list[RunSpec],
+    dataset: Dataset,
+    run_dir: Path,
+    opts: SweepOptions,
+    task: Task,
+    calibration=None,
 ) -> dict[str, Any]:
     """Evaluate every config on every sample of this shard; returns the stats written.
 
-    The caller has checked (and written) the run dir's plan: see engine/rundir_lock.py.
+    The caller has claimed the run dir (engine/claim.py): locked, checked, plan written.
     """
     run_dir = Path(run_dir)
     plan = plan_record(specs, dataset, opts)
@@ -235,10 +312,14 @@ def run_sweep(
     todo = [c for c in chunks if c not in done]
     counters = Counters()
     t_start = time.perf_counter()
+    cpu_start = os.times()
+    check_budget(specs, opts)
+    pipes = pipelines_of(specs)
     if todo:
         t0 = time.perf_counter()
-        sessions = load_sessions(specs, task, dataset, opts.cache_dir)
+        sessions = load_sessions(specs, task, dataset, opts.cache_dir, calibration)
         counters.seconds["load"] += time.perf_counter() - t0
+        counters.seconds["quantize"] += quantize_seconds(sessions)
         counters.calls["variant_load"] = len(sessions)
         ran = {
             s.config_id: dict(
@@ -249,27 +330,19 @@ def run_sweep(
         }
         store.write_atomic_text(run_dir / "variants.json", json.dumps(ran, indent=1))
         n_todo = sum(len(_chunk(dataset, c, opts)) for c in todo)
-        bar = tqdm(
-            total=n_todo * len(specs),
-            unit="eval",
-            disable=not opts.progress,
-            desc="sweep",
-            dynamic_ncols=True,
-        )
+        bar = tqdm(total=n_todo * len(specs), unit="eval", disable=not opts.progress,
+                   desc="sweep", dynamic_ncols=True)  # fmt: skip
         progress = StageProgress(bar)
-        for c in todo:
-            samples = _chunk(dataset, c, opts)
-            progress.chunk = c
-            ev = ChunkEvaluator(samples, task, counters, opts.batch_size, progress)
-            frames, timing = [], {}
-            for spec in specs:
-                progress.config = f"{spec.variant.backend} {_label(spec)}"
-                rows, seconds = ev.evaluate(spec, sessions[spec.variant])
-                frames.append(rows)
-                timing[spec.config_id] = seconds
-                bar.update(len(samples))
-            store.write_part(run_dir, c, pd.concat(frames, ignore_index=True), timing, task)
+        with ThreadPoolExecutor(opts.workers, thread_name_prefix="eh") as pool, \
+                ThreadPoolExecutor(1, thread_name_prefix="eh-prefetch") as ahead:  # fmt: skip
+            run_chunks(todo, dataset, specs, pipes, sessions, task, opts, pool, ahead,
+                       counters, progress, run_dir, bar)  # fmt: skip
         bar.close()
+    cpu_end = os.times()
+    wall = time.perf_counter() - t_start
+    cpu = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
+    requested = counters.calls.get("infer_requested", 0)
+    unique = counters.calls.get("infer_unique", 0)
     stats = dict(
         plan_hash=plan["plan_hash"],
         n_samples=len(dataset),
@@ -277,16 +350,52 @@ def run_sweep(
         chunks_total=len(chunks),
         chunks_computed=len(todo),
         chunks_resumed=len(chunks) - len(todo),
-        wall_seconds=round(time.perf_counter() - t_start, 3),
+        wall_seconds=round(wall, 3),
+        cpu_seconds=round(cpu, 3),
+        cpu_utilisation=round(cpu / wall, 3) if wall > 0 else None,
+        workers=opts.workers,
+        threads=specs[0].variant.threads if specs else None,
+        dedup=opts.dedup,
+        infer_requested=requested,
+        infer_unique=unique,
+        infer_saving=round(1 - unique / requested, 4) if requested else 0.0,
         **counters.as_dict(),
     )
     store.write_atomic_text(run_dir / "stats.json", json.dumps(stats, indent=1))
     return stats
 
 
-def _chunk(dataset: Dataset, c: int, opts: SweepOptions) -> list[Sample]:
-    return dataset.samples[c * opts.chunk_size : (c + 1) * opts.chunk_size]
+def run_chunks(todo, dataset, specs, pipes, sessions, task, opts, pool, ahead, counters,
+               progress, run_dir, bar) -> None:  # fmt: skip
+    """The chunk loop, with the next chunk's first group preprocessed while this one infers."""
+    order = {s.config_id: k for k, s in enumerate(specs)}
 
+    def start(c: int) -> tuple[ChunkEvaluator, list[list[Pipeline]], Future]:
+        samples = _chunk(dataset, c, opts)
+        ev = ChunkEvaluator(samples, task, pipes, sessions, opts, pool)
+        groups = pipeline_groups(pipes, len(samples), opts.memory_budget // 2)
+        return ev, groups, ahead.submit(ev.preprocess, groups[0])
 
-def _label(spec: RunSpec) -> str:
-    return "/".join(v for k, v in spec.factors if k != "backend")
+    if len(specs) > WARN_CONFIGS:
+        first_samples = _chunk(dataset, todo[0], opts)
+        n_left = sum(len(_chunk(dataset, c, opts)) for c in todo)
+        warn_if_large(specs, n_left,
+                      probe_seconds(first_samples, task, pipes, sessions, opts, pool))  # fmt: skip
+    nxt = start(todo[0])
+    for n, c in enumerate(todo):
+        ev, groups, first = nxt
+        progress.chunk = c
+        frames = []
+        for g, group in enumerate(groups):
+            progress("preprocess")
+            finals = first.result() if g == 0 else ev.preprocess(group)
+            if g == 0 and n + 1 < len(todo):
+                nxt = start(todo[n + 1])  # overlap: the next chunk walks while this one infers
+            progress("infer")
+            frames += ev.evaluate_group(group, finals)
+            del finals
+        rows = pd.concat(frames, ignore_index=True)
+        rows = rows.sort_values("config_id", key=lambda s: s.map(order), kind="stable")
+        store.write_part(run_dir, c, rows.reset_index(drop=True), dict(ev.timing), task)
+        counters.add(ev.counters)
+        bar.update(len(ev.samples) * len(specs))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,12 @@ class SweepOptions:
     progress: bool = True
     shard_index: int = 0
     shard_count: int = 1
+    workers: int = 1  # threads that walk samples and run inference batches in parallel
+    dedup: bool = True  # infer each unique host tensor once per model variant
+    memory_budget: int = 1_500_000_000  # bytes of host tensors a chunk may hold at once
 
     def __post_init__(self) -> None:
-        for name in ("chunk_size", "batch_size", "shard_count"):
+        for name in ("chunk_size", "batch_size", "shard_count", "workers", "memory_budget"):
             positive_int(name.replace("shard_", "shard."), getattr(self, name))
         if isinstance(self.shard_index, bool) or not isinstance(self.shard_index, int):
             raise ValueError(f"shard.index must be a whole number, got {self.shard_index!r}")
@@ -49,3 +53,10 @@ def stable_hash(obj: Any) -> str:
 def shard_chunks(n_samples: int, opts: SweepOptions) -> list[int]:
     n_chunks = (n_samples + opts.chunk_size - 1) // opts.chunk_size
     return [c for c in range(n_chunks) if c % opts.shard_count == opts.shard_index]
+
+
+def resolve_workers(value: Any) -> int:
+    """`workers: auto` is every core this process may use; else a whole number >= 1."""
+    if value in (None, "auto"):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return positive_int("workers", value)

@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import itertools
 import json
+import sys
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -79,6 +80,16 @@ def _pick(option: DictConfig, key: str, card: DictConfig, default: Any = None) -
     return default if value is None else value
 
 
+NOT_VARIANT_OPTIONS = {"name", "requires", "extra", "options"}
+
+
+def option_settings(option: DictConfig) -> dict[str, Any]:
+    """A precision or device option's settings that change the model (variant options)."""
+    out = {k: v for k, v in option.items() if k not in NOT_VARIANT_OPTIONS}
+    out.update(option.get("options") or {})
+    return out
+
+
 def _runtime_missing(what: str, requires, extra: str) -> str | None:
     absent = [m for m in requires if importlib.util.find_spec(m) is None]
     if absent:
@@ -119,6 +130,11 @@ def check_capabilities(
     missing = caps.missing(backend)
     if missing:
         return missing
+    prec = options["precision"]
+    why = _runtime_missing(f"precision '{precision}'", prec.get("requires") or (),
+                           prec.get("extra") or precision)  # fmt: skip
+    if why:
+        return why
     for stage in stages:
         if stage.kind == "decode":
             info = DECODERS.get(stage.spec.library)
@@ -130,6 +146,11 @@ def check_capabilities(
                 why = (
                     f"resize '{choices['resize']}' resamples inside the model: only on "
                     f"backend {' or '.join(info.backends)}"
+                )
+            if not why and info.in_model and options["precision"].get("calibrate"):
+                why = (
+                    f"precision '{precision}' calibrates on host tensors of the model's size; "
+                    f"resize '{choices['resize']}' leaves the resize to the model"
                 )
         else:
             why = None
@@ -171,6 +192,7 @@ def resolve(
     card: DictConfig,
     threads: int,
     settings: tuple[tuple[str, str], ...] = (),
+    calibration_key: str = "",
 ) -> RunSpec:
     """Turn one assignment of factor values into a RunSpec; raise PlanError if impossible."""
     BACKENDS.get(options["backend"].name)
@@ -182,9 +204,13 @@ def resolve(
     if why:
         raise PlanError(f"{_describe(choices)}: {why}")
     prec, dev = options["precision"], options["device"]
-    variant_options = {k: v for k, v in (prec.get("options") or {}).items()}
-    variant_options.update({k: v for k, v in (dev.get("options") or {}).items()})
+    variant_options = option_settings(prec)
+    variant_options.update(option_settings(dev))
     variant_options.update(in_model_resize(stages))
+    if variant_options.get("calibrate"):
+        # a quantized model depends on the images it calibrated on *and* their preprocessing
+        variant_options["calibration_key"] = calibration_key
+        variant_options["pipeline"] = hashlib.sha256(repr(stages).encode()).hexdigest()[:16]
     variant = ModelVariant(
         model,
         options["backend"].name,
@@ -339,8 +365,12 @@ def _parse(value: str) -> Any:
     return OmegaConf.create({"v": value}).v
 
 
-def expand(cfg: DictConfig, base_choices: dict[str, str], model: ModelSpec) -> list[RunSpec]:
-    """All configs of the sweep (or the one base config), plus the model card's reference."""
+def expand(
+    cfg: DictConfig, base_choices: dict[str, str], model: ModelSpec, calibration_key: str = ""
+) -> list[RunSpec]:
+    """All configs of the sweep (or the one base config), plus the model card's reference.
+
+    `calibration_key` names the calibration set quantizing configs calibrate on."""
     base_options = {f: cfg[f] for f in FACTORS}
     sweep = cfg.get("sweep") or {}
     factors = dict(sweep.get("factors") or {})
@@ -363,7 +393,9 @@ def expand(cfg: DictConfig, base_choices: dict[str, str], model: ModelSpec) -> l
         options = _options_for(choices, {*factors, *stacked}, base_options, settings)
         columns = setting_columns(factors, options, cfg.model.card)
         try:
-            spec = resolve(choices, options, model, cfg.model.card, threads, columns)
+            spec = resolve(
+                choices, options, model, cfg.model.card, threads, columns, calibration_key
+            )
         except PlanError as e:
             impossible.append(str(e))
             continue
@@ -373,7 +405,11 @@ def expand(cfg: DictConfig, base_choices: dict[str, str], model: ModelSpec) -> l
             specs.append(spec)
     if impossible and not factors:  # a single config: its one reason, on one line
         raise PlanError(impossible[0])
-    if impossible:
+    if impossible and sweep.get("impossible", "refuse") == "skip":
+        # the sweep asked to run what can run: say what it leaves out, once, up front
+        for why in impossible:
+            print(f"skipped (cannot run): {why}", file=sys.stderr)
+    elif impossible:
         head = "\n  ".join(impossible[:10])
         more = f"\n  ... and {len(impossible) - 10} more" if len(impossible) > 10 else ""
         raise PlanError(

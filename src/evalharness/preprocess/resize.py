@@ -8,6 +8,10 @@ so that a change of library changes only the filter, never the framing:
 - letterbox: scale the long side to the model size, pad the rest with `pad_value` (centred,
              or `anchor: top_left` as YOLOX does, which also truncates the scaled size as it
              does). Undistorted, but the object gets smaller and the model sees padding.
+- letterbox_multiple: the long side to the model size exactly, the short side int(short *
+             size / long), then pad each side only up to a multiple of `multiple`, centred
+             (NanoDet's ncnn preprocessing: 640 x 427 -> 320 x 213 -> 320 x 224): less padding
+             than a square letterbox, and the model sees a non-square input.
 - squash_crop: resize both sides to floor(size / crop_pct), then centre-crop (timm's
              "squash" mode): distorts like squash, loses borders like center.
 - limit_max / limit_min: PaddleOCR's DetResizeForTest (`limit_type` max / min): scale so the
@@ -42,7 +46,16 @@ import numpy as np
 from evalharness.preprocess.geometry import Frame, Geometry
 from evalharness.registry import Registry, unknown_choice_message
 
-CROPS = ("center", "squash", "letterbox", "squash_crop", "limit_max", "limit_min", "none")
+CROPS = (
+    "center",
+    "squash",
+    "letterbox",
+    "letterbox_multiple",
+    "squash_crop",
+    "limit_max",
+    "limit_min",
+    "none",
+)
 ANCHORS = ("center", "top_left")
 
 
@@ -133,7 +146,7 @@ class ResizeSpec:
         where = f"resize library '{self.library}' resamples inside the model"
         if self.size is None:
             raise ValueError(f"{where}: it needs a model with a fixed input size")
-        if self.crop in ("limit_max", "limit_min", "none"):
+        if self.crop in ("limit_max", "limit_min", "letterbox_multiple", "none"):
             raise ValueError(f"{where} to its input size: crop policy '{self.crop}' cannot")
         if self.swap_hw:
             raise ValueError(f"{where}: swap_hw has no (width, height) call to swap")
@@ -157,6 +170,9 @@ def resized_hw(h: int, w: int, spec: ResizeSpec) -> tuple[int, int]:
             return max(1, int(target * h / w)), target
         s = max(th / h, tw / w) / spec.crop_pct  # cover the (non-square) crop, keep aspect
         return max(1, int(h * s)), max(1, int(w * s))
+    if spec.crop == "letterbox_multiple":  # the long side exactly, the short one truncated
+        side = max(th, tw)
+        return (side, max(1, int(w * side / h))) if h >= w else (max(1, int(h * side / w)), side)
     scale = min(th / h, tw / w)  # letterbox: the long side to the model size
     if spec.anchor == "top_left":  # YOLOX: int(h * r), int(w * r)
         return max(1, int(h * scale)), max(1, int(w * scale))
@@ -220,6 +236,10 @@ def resize(arr: np.ndarray, spec: ResizeSpec) -> Frame:
     out = RESIZERS.get(spec.library).fn(arr, h, w, spec)
     # The transform is what the library really produced, not what was meant.
     frame = Frame(out, frame.geometry.then_resize((out.shape[0], out.shape[1])))
+    if spec.crop == "letterbox_multiple":  # the canvas: the next multiple up, per side
+        m = spec.multiple
+        rh, rw = frame.pixels.shape[:2]
+        return crop_or_pad(frame, (-(-rh // m) * m, -(-rw // m) * m), spec.pad_value, spec.anchor)
     if spec.size is None or (frame.pixels.shape[:2] == spec.size and spec.crop != "letterbox"):
         return frame
     value = spec.pad_value if spec.crop == "letterbox" else 0

@@ -1,0 +1,1 @@
+"""Object detection: heads (YOLOX, NanoDet) -> NMS -> source pixels -> COCO mAP (task.py)."""

@@ -1,0 +1,115 @@
+"""Int8 as a precision factor: calibration held out of every config, cached quantized models,
+what runs where, agreement with the reference, explain's joint term for what cannot mix."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from evalharness.data.dataset import load_dataset
+from evalharness.engine.calibration import choose, hold_out
+from evalharness.engine.plan import PlanError
+from evalharness.explain import explain
+
+from .conftest import SHARED_DATA, compose_config, run_in_process
+
+pytest.importorskip("nncf", reason="pip install 'evalharness[int8]'")
+
+SWEEP = ["+sweep=int8", "dataset.limit=160", "calibration.n=40", "chunk_size=40"]
+
+
+@pytest.fixture(scope="module")
+def int8_run(tmp_path_factory):
+    return run_in_process(SWEEP, tmp_path_factory.mktemp("int8"))
+
+
+def test_calibration_choice_is_deterministic_balanced_and_never_scored(int8_run):
+    summary, out = int8_run
+    cfg, _ = compose_config(SWEEP)
+    ds = load_dataset(cfg.dataset)
+    calib = choose(ds, 40)
+    assert [s.sample_id for s in calib] == [s.sample_id for s in choose(ds, 40)]
+    per_class = pd.Series([s.label for s in calib]).value_counts()
+    assert per_class.min() == per_class.max() == 4  # 10 classes, 16 images each: balanced
+    scored = set(pd.read_parquet(out / "predictions.parquet").sample_id)
+    assert scored.isdisjoint(s.sample_id for s in calib)
+    assert (summary.n == 120).all()  # every config, the fp32 reference included
+    assert hold_out(ds, calib).content_hash != ds.content_hash
+
+
+def test_every_runnable_combination_has_a_row_and_an_agreement(int8_run):
+    summary, out = int8_run
+    rows = set(zip(summary.backend, summary.precision, strict=True))
+    assert rows == {
+        ("onnxruntime", "fp32"), ("onnxruntime", "int8_ort"), ("openvino", "fp32"),
+        ("openvino", "int8_ort"), ("openvino", "int8_nncf"), ("torch", "fp32"),
+    }  # fmt: skip
+    int8 = summary[summary.precision.str.startswith("int8")]
+    assert (int8.precision_ran == "int8").all()
+    assert (int8.agree_ref_lo <= int8.agree_ref).all() and (int8.agree_ref <= 100).all()
+    preds = pd.read_parquet(out / "predictions.parquet")
+    fp32 = summary.query("backend == 'onnxruntime' and precision == 'fp32'").config_id.iloc[0]
+    q = summary.query("backend == 'onnxruntime' and precision == 'int8_ort'").config_id.iloc[0]
+    logit = preds.set_index(["config_id", "sample_id"]).label_logit
+    assert (logit[q] - logit[fp32]).abs().max() > 1e-3  # int8 arithmetic really ran
+
+
+def test_a_second_run_reuses_the_quantized_models(int8_run, tmp_path):
+    _, out = int8_run
+    first = json.loads((out / "stats.json").read_text())
+    assert first["quantize_seconds"] > 0 or "reused" in str(first)  # cache may be warm
+    _, again = run_in_process(SWEEP, tmp_path / "again")
+    assert json.loads((again / "stats.json").read_text())["quantize_seconds"] == 0
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["precision=int8_ort", "backend=torch"], "precision 'int8_ort' not on torch"),
+        (["precision=int8_nncf", "backend=onnxruntime"], "precision 'int8_nncf' not on onnx"),
+        (["precision=int8_nncf", "backend=openvino", "norm=ov_ppp"], "int8 with norm 'ov_ppp'"),
+    ],
+)
+def test_what_cannot_run_is_refused_at_planning(tmp_path, overrides, message):
+    with pytest.raises(PlanError, match=message):
+        run_in_process([*SWEEP[1:], *overrides], tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_explain_makes_quantizer_and_runtime_one_term_when_they_cannot_mix(int8_run):
+    _, out = int8_run
+    result = explain(
+        out, {"backend": "onnxruntime"}, {"backend": "openvino", "precision": "int8_nncf"},
+        None, 200,
+    )  # fmt: skip
+    att = result["tables"]["attribution"]
+    terms = att[att.factor != "residual"]
+    assert terms.factor.tolist() == ["backend+precision"]
+    assert "one joint term" in result["verdict"] and "not on onnxruntime" in result["verdict"]
+    # quantizer vs runtime where both mix: int8_ort runs on both backends
+    split = explain(
+        out, {"backend": "onnxruntime"}, {"backend": "openvino", "precision": "int8_ort"},
+        None, 200,
+    )["tables"]["attribution"]  # fmt: skip
+    assert set(split.factor) == {"backend", "precision", "residual"}
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"{SHARED_DATA} is absent")
+def test_resnet20_int8_ort_keeps_top1_within_half_a_point(tmp_path):
+    """ResNet-20 on CIFAR-10 JPEG: int8_ort on onnxruntime within 0.5 points of fp32, some
+    images changing their answer (agree_ref below 100, with its interval)."""
+    summary, _ = run_in_process(
+        ["model=resnet20_cifar", "dataset=cifar10_test", "precision=int8_ort",
+         "backend=onnxruntime"],
+        tmp_path / "run",
+    )  # fmt: skip
+    ref = summary[summary.reference].iloc[0]
+    q = summary[~summary.reference].iloc[0]
+    assert ref.n == q.n == 10_000 - 300
+    assert abs(q.top1 - ref.top1) <= 0.5
+    assert q.agree_ref < 100 and q.agree_ref_lo < q.agree_ref < q.agree_ref_hi
