@@ -7,7 +7,7 @@ from evalharness import CONF_DIR
 from .conftest import SHARED_DATA
 
 CASES = sorted(p.stem for p in (CONF_DIR / "case").glob("*.yaml"))
-NEEDS_SHARED = {"tract1524", "decoder_divergence"}
+NEEDS_SHARED = {"tract1524", "tract1524_cifar", "decoder_divergence"}
 
 
 @pytest.mark.slow

@@ -4,11 +4,17 @@ import pytest
 
 from evalharness.engine.plan import FACTORS, PlanError, expand, load_option, option_names
 from evalharness.models.source import ModelSpec
+from evalharness.preprocess.resize import RESIZERS
 
 from .conftest import compose_config
 
 # Groups whose options are named by a `name` field (case/ and hydra/ hold global overlays).
-GROUPS = [*FACTORS, "dataset", "model", "sweep"]
+GROUPS = [*FACTORS, "dataset", "model", "sweep", "stack"]
+
+
+def _in_model_resize(group: str, name: str) -> bool:
+    """A resize the model does (ov_ppp_*): planned only on the backend that does it."""
+    return group == "resize" and bool(RESIZERS.get(load_option(group, name).library).in_model)
 
 
 def test_default_config_composes():
@@ -35,7 +41,7 @@ def test_every_factor_option_resolves(group, name):
     overrides = [f"{group}={name}"]
     on_openvino = {("norm", "ov_ppp"), ("precision", "fp16"), ("device", "gpu"),
                    ("precision", "int8_nncf"), ("precision", "int8_ort")}  # fmt: skip
-    if (group, name) in on_openvino:
+    if (group, name) in on_openvino or _in_model_resize(group, name):
         overrides.append("backend=openvino")
     cfg, choices = compose_config(overrides)
     specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))

@@ -10,6 +10,9 @@ max and mean absolute difference, PSNR, the share of differing values and, per s
 first stage that differs; then the model outputs of both (max |diff|, top-1 agreement).
 --golden DIR writes one .npz per sample and pipeline (every stage's output, the final input
 tensor and the model's logits), the reference a port in another language checks itself against.
+
+`--decoders pil,opencv,kornia_rs,...` compares decoders pair by pair instead, on pixels and
+through the model (parity_decoders.py).
 """
 
 from __future__ import annotations
@@ -163,6 +166,11 @@ examples:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a.split("=", 1)[0] == "--decoders" for a in argv):  # per decoder pair instead
+        from evalharness.parity_decoders import main as decoders_main
+
+        return decoders_main(argv)
     ap = argparse.ArgumentParser(
         description="Stage-by-stage input parity of two pipelines.",
         epilog=EPILOG,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import re
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 
 import cv2
 import numpy as np
@@ -25,6 +26,23 @@ def _opencv_jpeg() -> str:
     return m.group(1).strip() if m else "unknown"
 
 
+# Optional decoders and resizers (one extra each): their distribution's version, read
+# without importing them; "absent" where the extra is not installed.
+OPTIONAL_LIBRARIES = {
+    "kornia_rs": "kornia-rs",
+    "simplejpeg": "simplejpeg",
+    "cykooz_resizer": "cykooz-resizer",
+    "ncnn": "ncnn",
+}
+
+
+def _optional(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "absent"
+
+
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     turbo = " (libjpeg-turbo)" if features.check_feature("libjpeg_turbo") else ""
@@ -41,5 +59,6 @@ def versions() -> dict[str, str]:
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "openvino": openvino.get_version(),
+        **{key: _optional(dist) for key, dist in OPTIONAL_LIBRARIES.items()},
         "cpu": platform.processor() or platform.machine(),
     }

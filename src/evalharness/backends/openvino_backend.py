@@ -2,9 +2,12 @@
 
 `ov_ppp` placement builds the input side with OpenVINO's PrePostProcessor: the host sends
 uint8 NHWC pixels and the compiled model converts to f32, transposes to NCHW and applies
-mean/scale itself. The inference precision is always set explicitly: on CPUs with bf16 or
-AMX support OpenVINO otherwise silently runs in bf16. A model with a fixed batch of 1 is
-reshaped to a dynamic batch when OpenVINO allows it (the session notes say so).
+mean/scale itself. An `ov_ppp_*` resize value (variant option `ppp_resize`) adds a
+PrePostProcessor resize: the host sends the image at its own size and the compiled model
+resamples it to the graph's input size. The inference precision is always set explicitly:
+on CPUs with bf16 or AMX support OpenVINO otherwise silently runs in bf16. A model with a
+fixed batch of 1 is reshaped to a dynamic batch when OpenVINO allows it (the session notes
+say so).
 """
 
 from __future__ import annotations
@@ -23,17 +26,35 @@ _EFFECTIVE = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
 _DEVICES = {"cpu": "CPU", "gpu": "GPU"}
 
 
-def add_ppp_normalization(model, mean, std):
+def add_ppp(model, placement: str, mean, std, resize: str | None = None):
+    """The input side of a PrePostProcessor: what the compiled model does before the graph.
+
+    placement ov_ppp: uint8 NHWC in; convert to f32, (resize), mean, scale, NCHW.
+    resize (a `ppp_resize` variant option, set by an `ov_ppp_*` resize value): the input's
+    height and width become dynamic and the compiled model resamples to the graph's input
+    size, so the host sends the decoded (cropped/padded) image as it is.
+    """
     import openvino as ov
-    from openvino.preprocess import PrePostProcessor
+    from openvino.preprocess import PrePostProcessor, ResizeAlgorithm
+
+    from evalharness.preprocess.resizers.ov_ppp import PPP_RESIZE
 
     ppp = PrePostProcessor(model)
     inp = ppp.input()
-    inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    if placement == "ov_ppp":
+        inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    else:
+        inp.tensor().set_layout(ov.Layout("NCHW"))
     inp.model().set_layout(ov.Layout("NCHW"))
-    inp.preprocess().convert_element_type(ov.Type.f32).mean([m * 255.0 for m in mean]).scale(
-        [s * 255.0 for s in std]
-    )
+    if resize:
+        inp.tensor().set_spatial_dynamic_shape()
+    steps = inp.preprocess()
+    if placement == "ov_ppp":
+        steps.convert_element_type(ov.Type.f32)
+    if resize:
+        steps.resize(getattr(ResizeAlgorithm, PPP_RESIZE[resize]))
+    if placement == "ov_ppp":
+        steps.mean([m * 255.0 for m in mean]).scale([s * 255.0 for s in std])
     return ppp.build()
 
 
@@ -135,8 +156,9 @@ class OpenVinoBackend:
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
             raise ValueError(f"OpenVINO cannot read {path}: {first}") from None
         note = free_fixed_batch(model)
-        if variant.placement == "ov_ppp":
-            model = add_ppp_normalization(model, variant.mean, variant.std)
+        resize = variant.option("ppp_resize")
+        if variant.placement == "ov_ppp" or resize:
+            model = add_ppp(model, variant.placement, variant.mean, variant.std, resize)
         config = {
             "INFERENCE_PRECISION_HINT": _HINTS.get(variant.precision, "f32"),
             "INFERENCE_NUM_THREADS": variant.threads,

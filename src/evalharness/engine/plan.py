@@ -21,7 +21,7 @@ import importlib.util
 import itertools
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from evalharness import CONF_DIR
 from evalharness.backends import BACKENDS
 from evalharness.backends.base import ModelVariant
+from evalharness.engine import stacks
 from evalharness.models.source import ModelSpec
 from evalharness.preprocess.colour import ColourSpec, HostNormSpec
 from evalharness.preprocess.decode import DECODERS, DecodeSpec
@@ -75,6 +76,7 @@ class RunSpec:
     stages: tuple[Stage, ...]
     variant: ModelVariant
     is_reference: bool = False
+    stack: str = ""  # the named stack that set its factors (engine/stacks.py); not identity
 
     @property
     def factor_dict(self) -> dict[str, str]:
@@ -151,6 +153,16 @@ def check_capabilities(
         elif stage.kind == "resize":
             info = RESIZERS.get(stage.spec.library)
             why = _runtime_missing(f"resize '{info.name}'", info.requires, info.extra)
+            if not why and info.backends and backend not in info.backends:
+                why = (
+                    f"resize '{choices['resize']}' resamples inside the model: only on "
+                    f"backend {' or '.join(info.backends)}"
+                )
+            if not why and info.in_model and options["precision"].get("calibrate"):
+                why = (
+                    f"precision '{precision}' calibrates on host tensors of the model's size; "
+                    f"resize '{choices['resize']}' leaves the resize to the model"
+                )
         else:
             why = None
         if why:
@@ -205,6 +217,7 @@ def resolve(
     prec, dev = options["precision"], options["device"]
     variant_options = option_settings(prec)
     variant_options.update(option_settings(dev))
+    variant_options.update(in_model_resize(stages))
     if variant_options.get("calibrate"):
         # a quantized model depends on the images it calibrated on *and* their preprocessing
         variant_options["calibration_key"] = calibration_key
@@ -222,6 +235,13 @@ def resolve(
     )
     factors = tuple((f, choices[f]) for f in FACTORS) + settings
     return RunSpec(_config_id(model, factors, stages, variant), factors, stages, variant)
+
+
+def in_model_resize(stages) -> dict[str, str]:
+    """A resize the model does itself (ov_ppp_*): the variant option that asks for it."""
+    spec = next(s.spec for s in stages if s.kind == "resize")
+    key = RESIZERS.get(spec.library).in_model
+    return {key: spec.interpolation} if key else {}
 
 
 def explicit_factors(overrides: list[str]) -> set[str]:
@@ -242,6 +262,7 @@ def apply_model_card(
     The card's `reference` names the options the model was trained with; any factor the
     user did not set explicitly takes them (cfg is updated in place).
     """
+    choices, explicit = stacks.apply_stack(cfg, choices, explicit)  # `stack=NAME`
     choices = dict(choices)
     reference = cfg.model.card.get("reference") or {}
     for factor, name in reference.items():
@@ -323,7 +344,7 @@ def assignments(factors: dict, base: dict[str, str], mode: str):
     """
     if mode not in MODES:
         raise PlanError(unknown_choice_message("sweep mode", str(mode), list(MODES)))
-    keys = [f for f in FACTORS if f in factors] + [f for f in factors if "." in f]
+    keys = [f for f in (stacks.STACK, *FACTORS) if f in factors] + [f for f in factors if "." in f]
     if mode == "product":
         grid = [[(f, str(v)) for v in factors[f]] for f in keys]
         yield from itertools.product(*grid)
@@ -364,17 +385,23 @@ def expand(
     base_options = {f: cfg[f] for f in FACTORS}
     sweep = cfg.get("sweep") or {}
     factors = dict(sweep.get("factors") or {})
-    _check_factor_names(factors)
+    _check_factor_names({k: v for k, v in factors.items() if k != stacks.STACK})
     exclude = list(sweep.get("exclude") or [])
     specs, impossible, seen = [], [], set()
     threads = int(cfg.threads)
     for combo in assignments(factors, base_choices, sweep.get("mode", "product")):
         assigned = dict(combo)
-        choices = {**base_choices, **{k: v for k, v in assigned.items() if "." not in k}}
-        settings = {k: _parse(v) for k, v in assigned.items() if "." in k}
-        if any(_matches({**choices, **assigned}, rule) for rule in exclude):
+        try:
+            stack, stacked = stacks.unfold(assigned, cfg)
+        except stacks.StackError as e:
+            impossible.append(f"{' '.join(f'{k}={v}' for k, v in assigned.items())}: {e}")
             continue
-        options = _options_for(choices, factors, base_options, settings)
+        named = {k: v for k, v in assigned.items() if "." not in k and k != stacks.STACK}
+        choices = {**base_choices, **stacked, **named}
+        settings = {k: _parse(v) for k, v in assigned.items() if "." in k}
+        if any(_matches({**choices, **assigned, stacks.STACK: stack}, r) for r in exclude):
+            continue
+        options = _options_for(choices, {*factors, *stacked}, base_options, settings)
         columns = setting_columns(factors, options, cfg.model.card)
         try:
             spec = resolve(
@@ -383,6 +410,7 @@ def expand(
         except PlanError as e:
             impossible.append(str(e))
             continue
+        spec = replace(spec, stack=stack)
         if spec.config_id not in seen:
             seen.add(spec.config_id)
             specs.append(spec)
@@ -430,9 +458,7 @@ def with_reference(
     for s in specs:
         same = s.config_id == ref_spec.config_id
         found |= same
-        out.append(RunSpec(s.config_id, s.factors, s.stages, s.variant, is_reference=same))
+        out.append(replace(s, is_reference=same))
     if not found:
-        out.append(
-            RunSpec(ref_spec.config_id, ref_spec.factors, ref_spec.stages, ref_spec.variant, True)
-        )
+        out.append(replace(ref_spec, is_reference=True))
     return out

@@ -27,6 +27,12 @@ resize does only with antialias=True. `swap_hw` reproduces the classic bug of pa
 (height, width) where the library wants (width, height); the Geometry records the distortion.
 
 Each library is one module under `resizers/`, registered with the interpolations it has.
+
+A library may resample inside the model instead of on the host (`in_model`: OpenVINO's
+PrePostProcessor resize). The host then does only the framing that needs no resampling: it
+cuts (or pads) the source to the window the crop policy would show the model, and the
+Geometry is that window followed by the resize to the model size the compiled model applies.
+See `frame_for_model`.
 """
 
 from __future__ import annotations
@@ -55,7 +61,12 @@ ANCHORS = ("center", "top_left")
 
 @dataclass(frozen=True)
 class ResizerInfo:
-    """A resize library: fn(arr, h, w, spec) -> h x w x 3 uint8, and what it offers."""
+    """A resize library: fn(arr, h, w, spec) -> h x w x 3 uint8, and what it offers.
+
+    in_model: the model variant option that makes the backend resample (e.g. `ppp_resize`,
+              set to the interpolation); empty for host libraries
+    backends: the backends that can run it (empty: any)
+    """
 
     name: str
     fn: Callable[[np.ndarray, int, int, ResizeSpec], np.ndarray]
@@ -63,16 +74,22 @@ class ResizerInfo:
     version: Callable[[], str]
     requires: tuple[str, ...] = ()
     extra: str = ""
+    in_model: str = ""
+    backends: tuple[str, ...] = ()
 
 
 RESIZERS: Registry[ResizerInfo] = Registry("resize library")
 
 
-def register_resizer(name: str, interpolations, version, requires=(), extra=""):
+def register_resizer(
+    name: str, interpolations, version, requires=(), extra="", in_model="", backends=()
+):
     def deco(fn):
-        RESIZERS.register(name)(
-            ResizerInfo(name, fn, tuple(interpolations), version, tuple(requires), extra)
-        )
+        info = ResizerInfo(
+            name, fn, tuple(interpolations), version, tuple(requires), extra, in_model,
+            tuple(backends),
+        )  # fmt: skip
+        RESIZERS.register(name)(info)
         return fn
 
     return deco
@@ -121,6 +138,18 @@ class ResizeSpec:
             )
         if limit and self.size is None and not self.limit_side_len:
             raise ValueError(f"crop policy '{self.crop}' needs resize.limit_side_len")
+        if info.in_model:
+            self._check_in_model()
+
+    def _check_in_model(self) -> None:
+        """An in-model resize goes to the model's fixed input size, and nowhere else."""
+        where = f"resize library '{self.library}' resamples inside the model"
+        if self.size is None:
+            raise ValueError(f"{where}: it needs a model with a fixed input size")
+        if self.crop in ("limit_max", "limit_min", "letterbox_multiple", "none"):
+            raise ValueError(f"{where} to its input size: crop policy '{self.crop}' cannot")
+        if self.swap_hw:
+            raise ValueError(f"{where}: swap_hw has no (width, height) call to swap")
 
 
 def resized_hw(h: int, w: int, spec: ResizeSpec) -> tuple[int, int]:
@@ -174,10 +203,16 @@ def _shift(n: int, out: int, anchor: str) -> int:
 def crop_or_pad(frame: Frame, out_hw: tuple[int, int], value: int, anchor: str) -> Frame:
     """Place the frame's pixels in an out_hw canvas: centre-crop what is larger, pad what is
     smaller (torchvision's CenterCrop arithmetic), or from the top-left corner."""
+    h, w = frame.pixels.shape[:2]
+    top, left = _shift(h, out_hw[0], anchor), _shift(w, out_hw[1], anchor)
+    return place(frame, left, top, out_hw, value)
+
+
+def place(frame: Frame, left: int, top: int, out_hw: tuple[int, int], value: int) -> Frame:
+    """The frame's pixels at (left, top) of an out_hw canvas filled with `value`."""
     arr = frame.pixels
     h, w = arr.shape[:2]
     oh, ow = out_hw
-    top, left = _shift(h, oh, anchor), _shift(w, ow, anchor)
     out = np.full((oh, ow, arr.shape[2]), value, dtype=arr.dtype)
     sy0, dy0 = max(0, -top), max(0, top)
     sx0, dx0 = max(0, -left), max(0, left)
@@ -193,6 +228,8 @@ def resize(arr: np.ndarray, spec: ResizeSpec) -> Frame:
         if spec.size is None or src_hw == spec.size:
             return frame
         return crop_or_pad(frame, spec.size, 0, "center")
+    if RESIZERS.get(spec.library).in_model:
+        return frame_for_model(frame, spec)
     h, w = resized_hw(*src_hw, spec)
     if spec.swap_hw:  # the bug: (h, w) handed to an API that reads (w, h)
         h, w = w, h
@@ -208,6 +245,38 @@ def resize(arr: np.ndarray, spec: ResizeSpec) -> Frame:
     value = spec.pad_value if spec.crop == "letterbox" else 0
     anchor = spec.anchor if spec.crop == "letterbox" else "center"
     return crop_or_pad(frame, spec.size, value, anchor)
+
+
+def policy_geometry(src_hw: tuple[int, int], spec: ResizeSpec) -> Geometry:
+    """The transform the crop policy applies with a host resize, from the sizes alone."""
+    h, w = resized_hw(*src_hw, spec)
+    g = Geometry.identity(src_hw).then_resize((h, w))
+    if (h, w) == spec.size and spec.crop != "letterbox":
+        return g
+    anchor = spec.anchor if spec.crop == "letterbox" else "center"
+    oh, ow = spec.size
+    return g.then_shift(_shift(w, ow, anchor), _shift(h, oh, anchor), spec.size)
+
+
+def frame_for_model(frame: Frame, spec: ResizeSpec) -> Frame:
+    """Framing for a resize the model does itself (to its input size, every axis scaled).
+
+    The policy's transform says which window of the source the model input shows (for
+    center: the middle crop_pct; for letterbox: the image plus padding to the model's
+    aspect). The host cuts or pads the source to that window, rounded to whole pixels, with
+    no resampling; the compiled model then resizes the window to its input size. The
+    Geometry is computed from the window actually cut, so it is exact for what the model sees.
+    """
+    src_h, src_w = frame.pixels.shape[:2]
+    g = policy_geometry((src_h, src_w), spec)
+    (sx, sy), (ox, oy) = g.scale, g.offset
+    oh, ow = spec.size
+    x0, x1 = round(-ox / sx), round((ow - ox) / sx)
+    y0, y1 = round(-oy / sy), round((oh - oy) / sy)
+    win_hw = (max(1, y1 - y0), max(1, x1 - x0))
+    value = spec.pad_value if spec.crop == "letterbox" else 0
+    window = place(frame, -x0, -y0, win_hw, value)
+    return Frame(window.pixels, window.geometry.then_resize(spec.size))
 
 
 def center_crop(arr: np.ndarray, size: int) -> np.ndarray:

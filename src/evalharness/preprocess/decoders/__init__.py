@@ -4,4 +4,10 @@ Modules of optional libraries import them inside the decode function, so a missi
 breaks only the configs that use it (planning says which extra to install).
 """
 
-from evalharness.preprocess.decoders import opencv, pil, torchvision  # noqa: F401
+from evalharness.preprocess.decoders import (  # noqa: F401
+    kornia_rs,
+    opencv,
+    pil,
+    simplejpeg,
+    torchvision,
+)

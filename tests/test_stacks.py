@@ -1,0 +1,152 @@
+"""Named stacks: `stack=NAME` and `sweep.factors.stack` set the factors a deployment sets,
+keep the real factor columns, and refuse a stack whose backend is not here in one line."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from evalharness import PROJECT_ROOT
+from evalharness.backends import BACKENDS
+from evalharness.compose import compose_config
+from evalharness.engine.plan import PlanError, apply_model_card, expand, explicit_factors
+from evalharness.engine.stacks import StackError, stack_factors, stack_names
+from evalharness.models.source import ModelSpec
+
+PY = {"decoder": "opencv", "resize": "cv2_linear", "colour": "rgb", "backend": "onnxruntime"}
+OV = {"decoder": "opencv", "resize": "ov_ppp_linear", "norm": "ov_ppp", "backend": "openvino"}
+
+
+def _plan(overrides, sweep_factors=None, exclude=None):
+    cfg, choices = compose_config(overrides)
+    if sweep_factors is not None:
+        cfg.sweep = {"factors": sweep_factors, "exclude": exclude or []}
+    choices = apply_model_card(cfg, choices, explicit_factors(overrides))
+    return expand(cfg, choices, ModelSpec.from_config(cfg.model))
+
+
+def _config(spec) -> dict:
+    return spec.factor_dict
+
+
+def test_every_stack_names_existing_options_of_real_factors():
+    assert set(stack_names()) == {"python_cv2_ort", "rust_tract", "ncnn", "openvino_ppp"}
+    for name in stack_names():
+        try:
+            values = stack_factors(name)
+        except StackError as e:  # only a backend that is not in this installation
+            assert "which this installation does not have" in str(e)
+            continue
+        assert {"decoder", "resize", "colour", "backend"} <= set(values)
+
+
+def test_stack_sets_its_factors_over_the_model_card():
+    spec = _plan(["stack=python_cv2_ort"])[0]
+    assert {k: _config(spec)[k] for k in PY} == PY
+    assert spec.stack == "python_cv2_ort" and not spec.is_reference
+    assert "stack" not in _config(spec)  # a shorthand, not a factor column
+
+
+def test_the_command_line_wins_over_the_stack():
+    spec = _plan(["stack=python_cv2_ort", "colour=bgr"])[0]
+    assert _config(spec)["colour"] == "bgr" and _config(spec)["decoder"] == "opencv"
+
+
+def test_a_stack_whose_backend_is_absent_is_refused_in_one_line():
+    for name, backend in (("rust_tract", "tract"), ("ncnn", "ncnn")):
+        if backend in BACKENDS:
+            continue  # the runtimes work is installed: the stack plans (or names its extra)
+        with pytest.raises(StackError) as e:
+            _plan([f"stack={name}"])
+        assert str(e.value).startswith(f"stack '{name}' needs backend '{backend}'")
+        assert len(str(e.value).splitlines()) == 1
+
+
+def test_sweeping_stacks_gives_real_factor_columns_per_stack():
+    specs = _plan(["+sweep=preproc_ablation"], {"stack": ["python_cv2_ort", "openvino_ppp"]})
+    by_stack = {s.stack: _config(s) for s in specs if s.stack}
+    assert {k: by_stack["python_cv2_ort"][k] for k in PY} == PY
+    assert {k: by_stack["openvino_ppp"][k] for k in OV} == OV
+    assert by_stack["python_cv2_ort"]["norm"] == "host"
+    assert sum(s.is_reference for s in specs) == 1  # the card's reference, added
+
+
+def test_a_swept_factor_wins_over_the_stack_value():
+    specs = _plan(
+        ["+sweep=preproc_ablation"],
+        {"stack": ["python_cv2_ort", "openvino_ppp"], "colour": ["rgb", "bgr"]},
+    )
+    swept = [s for s in specs if s.stack]
+    assert len(swept) == 4
+    assert {(s.stack, _config(s)["colour"]) for s in swept} == {
+        (st, c) for st in ("python_cv2_ort", "openvino_ppp") for c in ("rgb", "bgr")
+    }
+
+
+def test_exclude_rules_can_name_a_stack():
+    specs = _plan(
+        ["+sweep=preproc_ablation"],
+        {"stack": ["python_cv2_ort", "openvino_ppp"], "colour": ["rgb", "bgr"]},
+        exclude=[{"stack": "openvino_ppp", "colour": "bgr"}],
+    )
+    assert {(s.stack, _config(s)["colour"]) for s in specs if s.stack} == {
+        ("python_cv2_ort", "rgb"),
+        ("python_cv2_ort", "bgr"),
+        ("openvino_ppp", "rgb"),
+    }
+
+
+def test_a_swept_stack_that_cannot_run_is_listed_with_the_impossible_combinations():
+    if "tract" in BACKENDS:
+        pytest.skip("the tract backend is installed here")
+    with pytest.raises(PlanError) as e:
+        _plan(["+sweep=preproc_ablation"], {"stack": ["python_cv2_ort", "rust_tract"]})
+    assert "1 impossible combination" in str(e.value)
+    assert "stack=rust_tract: stack 'rust_tract' needs backend 'tract'" in str(e.value)
+
+
+def test_a_stack_runs_its_preprocessing_on_an_explicit_backend():
+    """What the cases do while tract is absent: the Rust stack's decode and resize on ORT."""
+    specs = _plan(
+        ["+sweep=preproc_ablation"],
+        {"stack": ["python_cv2_ort", "rust_tract"], "backend": ["onnxruntime"]},
+    )
+    rust = next(_config(s) for s in specs if s.stack == "rust_tract")
+    assert (rust["decoder"], rust["resize"], rust["backend"]) == (
+        "kornia_rs",
+        "rust_lanczos3",
+        "onnxruntime",
+    )
+    spec = _plan(["stack=rust_tract", "backend=onnxruntime"])[0]
+    assert _config(spec)["decoder"] == "kornia_rs" and spec.stack == "rust_tract"
+
+
+def test_unknown_stack_names_the_valid_ones():
+    with pytest.raises(KeyError, match="unknown stack 'rust_trac'.*did you mean 'rust_tract'"):
+        _plan(["+sweep=preproc_ablation"], {"stack": ["rust_trac"]})
+
+
+def test_a_stack_run_keeps_factor_columns_only(run_app):
+    summary, out = run_app(["stack=openvino_ppp", "dataset.limit=4"])
+    row = summary[~summary.reference].iloc[0]
+    assert {k: row[k] for k in OV} == OV
+    assert "stack" not in json.loads((out / "factors.json").read_text())["factors"]
+    configs = pd.read_csv(out / "configs.csv")
+    assert (configs["variant.options"].str.contains('"ppp_resize": "linear"')).sum() == 1
+
+
+def test_cli_stack_without_its_backend_is_one_line(tmp_path):
+    if "tract" in BACKENDS:
+        pytest.skip("the tract backend is installed here")
+    r = subprocess.run(
+        [sys.executable, "-m", "evalharness", "stack=rust_tract", f"hydra.run.dir={tmp_path}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: stack 'rust_tract' needs backend")
