@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import re
 from functools import lru_cache
@@ -25,6 +26,22 @@ def _opencv_jpeg() -> str:
     return m.group(1).strip() if m else "unknown"
 
 
+# Optional runtimes, by distribution name -> column: read from the installed package's
+# metadata, so an absent runtime is never imported (and reads "absent").
+OPTIONAL_RUNTIMES = {"tract": "tract", "ncnn": "ncnn", "pnnx": "pnnx",
+                     "ai-edge-litert": "ai_edge_litert", "litert-torch": "litert_torch"}  # fmt: skip
+
+
+def optional_versions() -> dict[str, str]:
+    out = {}
+    for dist, column in OPTIONAL_RUNTIMES.items():
+        try:
+            out[column] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[column] = "absent"
+    return out
+
+
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     turbo = " (libjpeg-turbo)" if features.check_feature("libjpeg_turbo") else ""
@@ -41,5 +58,6 @@ def versions() -> dict[str, str]:
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "openvino": openvino.get_version(),
+        **optional_versions(),
         "cpu": platform.processor() or platform.machine(),
     }
