@@ -28,8 +28,13 @@ def _opencv_jpeg() -> str:
 
 # Optional runtimes, by distribution name -> column: read from the installed package's
 # metadata, so an absent runtime is never imported (and reads "absent").
-OPTIONAL_RUNTIMES = {"tract": "tract", "ncnn": "ncnn", "pnnx": "pnnx",
-                     "ai-edge-litert": "ai_edge_litert", "litert-torch": "litert_torch"}  # fmt: skip
+OPTIONAL_RUNTIMES = {
+    "tract": "tract",
+    "ncnn": "ncnn",
+    "pnnx": "pnnx",
+    "ai-edge-litert": "ai_edge_litert",
+    "litert-torch": "litert_torch",
+}
 
 
 def optional_versions() -> dict[str, str]:
