@@ -51,7 +51,16 @@ def free_fixed_batch(model) -> str | None:
         model.reshape({inp.get_any_name(): new})
     except Exception:  # reshape-unfriendly graph: run it one image at a time
         return "fixed batch 1: one image at a time (the model cannot be reshaped)"
+    # A constant Reshape (to (1, 1000, 1, 1), say) keeps an output at batch 1 while the
+    # input is free: such a graph would fail, or mix images, at any other batch size.
+    if any(_output_batch_fixed(out.get_partial_shape()) for out in model.outputs):
+        model.reshape({inp.get_any_name(): shape})
+        return "fixed batch 1: one image at a time (an output keeps batch 1)"
     return "fixed batch 1 reshaped to a dynamic batch"
+
+
+def _output_batch_fixed(shape) -> bool:
+    return shape.rank.is_static and len(shape) > 0 and shape[0].is_static
 
 
 class OpenVinoSession:
