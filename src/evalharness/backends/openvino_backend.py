@@ -63,6 +63,17 @@ def _output_batch_fixed(shape) -> bool:
     return shape.rank.is_static and len(shape) > 0 and shape[0].is_static
 
 
+def check_device(core, device: str) -> None:
+    """One line when OpenVINO has no such device here (compile_model's error is a page)."""
+    if device.split(":")[0] in ("AUTO", "HETERO", "MULTI", "BATCH"):
+        return  # virtual devices name others; OpenVINO checks those
+    available = core.available_devices
+    if device not in available and device.split(".")[0] not in available:
+        raise ValueError(
+            f"OpenVINO device '{device}' is not available here (it sees {', '.join(available)})"
+        )
+
+
 class OpenVinoSession:
     def __init__(self, compiled, notes: tuple[str, ...]) -> None:
         self.request = compiled.create_infer_request()
@@ -126,6 +137,7 @@ class OpenVinoBackend:
             "NUM_STREAMS": 1,
         }
         device = variant.option("ov_device") or _DEVICES.get(variant.device, variant.device)
+        check_device(core, device)
         compiled = core.compile_model(model, device, config)
         return OpenVinoSession(compiled, (note,) if note else ())
 
