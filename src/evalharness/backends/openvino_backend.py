@@ -86,7 +86,9 @@ class OpenVinoSession:
             except RuntimeError:  # an output without a tensor name
                 self.output_names.append(f"output{i}")
         # What the plugin actually runs: a CPU without f16/bf16 support silently runs f32.
-        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        # an ov.Type in recent OpenVINO (str() gives "<Type: 'float32'>"), a string before
+        hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
         self.precision_ran = _EFFECTIVE.get(hint, hint)
         self.notes = notes
 
