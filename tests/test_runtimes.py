@@ -25,7 +25,7 @@ from evalharness.preprocess.decode import DecodeSpec
 from evalharness.preprocess.pipeline import build_pipeline, run_pipeline
 from evalharness.preprocess.resize import ResizeSpec
 
-from .conftest import compose_config, run_in_process
+from .conftest import SHARED_DATA, compose_config, run_in_process
 from .test_backends import allclose
 
 LIMIT = ["dataset.limit=24", "chunk_size=24", "batch_size=8", "progress=false"]
@@ -335,3 +335,34 @@ def test_onnx_with_fixed_batch_and_nc11_output_runs(
         tmp_path, [f"backend={backend}"], {"source": "onnx", "weights": str(onnx_path)}
     )
     assert _preds(summary, out, backend) == reference_preds
+
+
+def test_openvino_reports_the_precision_it_ran(demo):
+    _, _, load = demo
+    assert load("openvino").precision_ran == "fp32"
+
+
+# --- real data ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent")
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("tract", marks=needs_tract),
+        pytest.param("ncnn", marks=[needs_ncnn, needs_pnnx]),
+    ],
+)
+def test_real_resnet20_agrees_with_torch(tmp_path, backend):
+    """The real ResNet-20 on 1,000 CIFAR-10 JPEGs: the runtime's top-1 is torch's on every
+    image (the benchmark's full-set figures: benchmarks/backends_table.py)."""
+    overrides = [
+        "model=resnet20_cifar", "dataset=cifar10_test", "dataset.limit=1000",
+        "chunk_size=1000", f"backend={backend}",
+    ]  # fmt: skip
+    summary, _ = run_in_process(overrides, tmp_path / "run")
+    row = summary[summary.backend == backend].iloc[0]
+    assert row.agree_ref == 100.0
+    assert row.top1 == summary[summary.backend == "torch"].iloc[0].top1

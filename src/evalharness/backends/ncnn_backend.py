@@ -197,6 +197,7 @@ class NcnnBackend:
     )
 
     def load(self, variant: ModelVariant, cache_dir: str) -> NcnnSession:
+        require("ncnn", "backend 'ncnn'", "ncnn")  # before any conversion work
         if variant.model.source == "ncnn":
             if variant.placement == "graph":
                 raise ValueError("norm 'graph' needs an ONNX or torch model, not an ncnn .param")

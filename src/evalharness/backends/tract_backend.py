@@ -99,6 +99,7 @@ class TractBackend:
     )
 
     def load(self, variant: ModelVariant, cache_dir: str) -> TractSession:
+        require("tract", "backend 'tract'", "tract")  # before any export work
         return TractSession(Path(onnx_for_variant(variant, cache_dir)), variant, cache_dir)
 
     def versions(self) -> dict[str, str]:
