@@ -2,6 +2,7 @@
 
 import pytest
 
+from evalharness.backends import BACKENDS
 from evalharness.engine.plan import FACTORS, PlanError, expand, load_option, option_names
 from evalharness.models.source import ModelSpec
 from evalharness.preprocess.resize import RESIZERS
@@ -36,12 +37,25 @@ def _factor_options():
             yield group, name
 
 
+def _backend_for(group: str, name: str) -> list[str]:
+    """A backend that declares this norm/precision/device, when torch (the default) does
+    not: read from the capabilities, as planning reads them."""
+    if (group, name) == ("precision", "fp16"):
+        return ["backend=openvino"]  # torch declares fp16 for device=cuda only
+    field = {"norm": "placements", "precision": "precisions", "device": "devices"}.get(group)
+    if field is None:
+        return []
+    value = load_option(group, name).get("placement", name) if group == "norm" else name
+    for backend in ["torch", *BACKENDS.names()]:
+        if value in getattr(BACKENDS.get(backend).capabilities, field):
+            return [] if backend == "torch" else [f"backend={backend}"]
+    raise AssertionError(f"no backend declares {group} '{name}'")
+
+
 @pytest.mark.parametrize("group,name", list(_factor_options()))
 def test_every_factor_option_resolves(group, name):
-    overrides = [f"{group}={name}"]
-    on_openvino = {("norm", "ov_ppp"), ("precision", "fp16"), ("device", "gpu"),
-                   ("precision", "int8_nncf"), ("precision", "int8_ort")}  # fmt: skip
-    if (group, name) in on_openvino or _in_model_resize(group, name):
+    overrides = [f"{group}={name}", *_backend_for(group, name)]
+    if _in_model_resize(group, name):
         overrides.append("backend=openvino")
     cfg, choices = compose_config(overrides)
     specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))

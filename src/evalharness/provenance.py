@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import re
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 
 import cv2
 import numpy as np
@@ -26,21 +26,29 @@ def _opencv_jpeg() -> str:
     return m.group(1).strip() if m else "unknown"
 
 
-# Optional decoders and resizers (one extra each): their distribution's version, read
-# without importing them; "absent" where the extra is not installed.
-OPTIONAL_LIBRARIES = {
-    "kornia_rs": "kornia-rs",
-    "simplejpeg": "simplejpeg",
-    "cykooz_resizer": "cykooz-resizer",
+# Optional runtimes, decoders and resizers (one extra each), distribution name -> column:
+# read from the installed package's metadata, so an absent one is never imported (and reads
+# "absent").
+OPTIONAL_RUNTIMES = {
+    "tract": "tract",
     "ncnn": "ncnn",
+    "pnnx": "pnnx",
+    "kornia-rs": "kornia_rs",
+    "simplejpeg": "simplejpeg",
+    "cykooz-resizer": "cykooz_resizer",
+    "ai-edge-litert": "ai_edge_litert",
+    "litert-torch": "litert_torch",
 }
 
 
-def _optional(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "absent"
+def optional_versions() -> dict[str, str]:
+    out = {}
+    for dist, column in OPTIONAL_RUNTIMES.items():
+        try:
+            out[column] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[column] = "absent"
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -59,6 +67,6 @@ def versions() -> dict[str, str]:
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "openvino": openvino.get_version(),
-        **{key: _optional(dist) for key, dist in OPTIONAL_LIBRARIES.items()},
+        **optional_versions(),
         "cpu": platform.processor() or platform.machine(),
     }

@@ -161,3 +161,22 @@ def to_float16(src: Path, cache_dir: str | Path) -> Path:
         onnx.save(half, str(tmp))
 
     return derived_file(cache_dir, "onnx", payload, ".onnx", build, stem=f"{src.stem}-fp16")
+
+
+def without_value_info(src: Path, cache_dir: str | Path) -> Path:
+    """A copy of `src` without `graph.value_info` (the intermediate shapes an exporter
+    recorded). The values are hints, not part of the computation: removing them changes no
+    output. Some runtimes cannot unify the hints with their own shape analysis (tract on
+    PP-OCRv6: "Impossible to unify Sym(DynamicDimension.0) with Val(1)") and load the copy."""
+    payload = dict(kind="no_value_info", source=file_sha256(src), onnx=onnx.__version__)
+
+    def build(tmp: Path) -> None:
+        model = onnx.load(str(src))
+        del model.graph.value_info[:]
+        onnx.save(model, str(tmp))
+
+    return derived_file(cache_dir, "onnx", payload, ".onnx", build, stem=f"{src.stem}-novi")
+
+
+def has_value_info(src: Path) -> bool:
+    return len(onnx.load(str(src), load_external_data=False).graph.value_info) > 0

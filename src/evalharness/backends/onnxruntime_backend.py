@@ -1,4 +1,12 @@
-"""ONNX Runtime on the project's own export of the torch model, or on the user's ONNX file."""
+"""ONNX Runtime on the project's own export of the torch model, or on the user's ONNX file.
+
+Devices are execution providers: cpu (CPUExecutionProvider), cuda (CUDAExecutionProvider)
+and tensorrt (TensorrtExecutionProvider; precision fp16 sets trt_fp16_enable on the fp32
+graph, TensorRT choosing the layers). The GPU providers come with onnxruntime-gpu, which
+replaces the pinned onnxruntime (README, GPUs). ONNX Runtime silently falls back to the CPU
+when a GPU provider cannot start; the session refuses that instead, since every number in
+the row would be labelled with a device that did not run it.
+"""
 
 from __future__ import annotations
 
@@ -18,22 +26,45 @@ from evalharness.backends.export import (
 )
 from evalharness.backends.quantize import Timer, quantize_ort
 
-PROVIDERS = {"cpu": ["CPUExecutionProvider"]}
+# device value -> the execution provider that must run the graph
+PROVIDER = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+GPU_INSTALL = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu==1.31.1"
 
 
 def onnx_for_variant(variant: ModelVariant, cache_dir: str, calibration=None, timer=None):
     """The ONNX file a variant runs: export, then graph normalization, then fp16 or int8
-    (QDQ, calibrated on `calibration`, the config's own host tensors), as asked."""
+    (QDQ, calibrated on `calibration`, the config's own host tensors), as asked (on
+    TensorRT, fp16 is TensorRT's own conversion of the fp32 graph)."""
     path = export_onnx(variant.model, cache_dir)
     if variant.placement == "graph":
         path = with_graph_normalization(path, cache_dir, variant.mean, variant.std)
-    if variant.precision == "fp16":
+    if variant.precision == "fp16" and variant.device != "tensorrt":
         path = to_float16(path, cache_dir)
     if variant.precision == "int8_ort":
         if calibration is None:
             raise ValueError("precision int8_ort needs calibration images (run it in a sweep)")
         path = quantize_ort(path, variant, calibration, cache_dir, timer or Timer())
     return path
+
+
+def providers(variant: ModelVariant, available: list[str]) -> list:
+    """The provider list for the variant's device; one line naming the fix when absent."""
+    wanted = PROVIDER[variant.device]
+    if wanted not in available:
+        raise ValueError(
+            f"device '{variant.device}' needs onnxruntime's {wanted}, this onnxruntime has "
+            f"{', '.join(available)}: {GPU_INSTALL}"
+        )
+    if variant.device == "cpu":
+        return [wanted]
+    if variant.device == "tensorrt":
+        trt = {"trt_fp16_enable": variant.precision == "fp16"}
+        return [(wanted, trt), "CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [wanted, "CPUExecutionProvider"]
 
 
 class OrtSession:
@@ -48,13 +79,20 @@ class OrtSession:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3
+        chosen = providers(variant, ort.get_available_providers())
         try:
-            self.sess = ort.InferenceSession(path, opts, providers=PROVIDERS[variant.device])
+            self.sess = ort.InferenceSession(path, opts, providers=chosen)
         except Exception as e:  # ORT raises its own exception types on a bad model
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
             raise ValueError(
                 f"onnxruntime cannot load {path}: {type(e).__name__}: {first}"
             ) from None
+        ran = self.sess.get_providers()[0]
+        if ran != PROVIDER[variant.device]:
+            raise ValueError(
+                f"onnxruntime could not start {PROVIDER[variant.device]} for device "
+                f"'{variant.device}' (it fell back to {ran}): check the CUDA/TensorRT libraries"
+            )
         meta = self.sess.get_inputs()[0]
         shape = tuple(d if isinstance(d, int) else None for d in meta.shape)
         self.input = IOInfo(meta.name, shape)
@@ -77,7 +115,7 @@ class OnnxRuntimeBackend:
         sources=("torch", "torchvision", "onnx"),
         placements=("host", "graph"),
         precisions=("fp32", "fp16", "int8_ort"),
-        devices=("cpu",),
+        devices=tuple(PROVIDER),
         requires=("onnxruntime",),
     )
 

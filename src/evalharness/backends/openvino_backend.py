@@ -75,7 +75,27 @@ def free_fixed_batch(model) -> str | None:
         model.reshape({inp.get_any_name(): new})
     except Exception:  # reshape-unfriendly graph: run it one image at a time
         return "fixed batch 1: one image at a time (the model cannot be reshaped)"
+    # A constant Reshape (to (1, 1000, 1, 1), say) keeps an output at batch 1 while the
+    # input is free: such a graph would fail, or mix images, at any other batch size.
+    if any(_output_batch_fixed(out.get_partial_shape()) for out in model.outputs):
+        model.reshape({inp.get_any_name(): shape})
+        return "fixed batch 1: one image at a time (an output keeps batch 1)"
     return "fixed batch 1 reshaped to a dynamic batch"
+
+
+def _output_batch_fixed(shape) -> bool:
+    return shape.rank.is_static and len(shape) > 0 and shape[0].is_static
+
+
+def check_device(core, device: str) -> None:
+    """One line when OpenVINO has no such device here (compile_model's error is a page)."""
+    if device.split(":")[0] in ("AUTO", "HETERO", "MULTI", "BATCH"):
+        return  # virtual devices name others; OpenVINO checks those
+    available = core.available_devices
+    if device not in available and device.split(".")[0] not in available:
+        raise ValueError(
+            f"OpenVINO device '{device}' is not available here (it sees {', '.join(available)})"
+        )
 
 
 class OpenVinoSession:
@@ -94,8 +114,9 @@ class OpenVinoSession:
                 self.output_names.append(f"output{i}")
         # What the plugin actually runs: a CPU without f16/bf16 support silently runs f32.
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")
-        name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
-        self.precision_ran = _EFFECTIVE.get(name, name)
+        # an ov.Type in recent OpenVINO (str() gives "<Type: 'float32'>"), a string before
+        hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        self.precision_ran = _EFFECTIVE.get(hint, hint)
         self.notes = notes
 
     @property
@@ -165,6 +186,7 @@ class OpenVinoBackend:
             "NUM_STREAMS": 1,
         }
         device = variant.option("ov_device") or _DEVICES.get(variant.device, variant.device)
+        check_device(core, device)
         compiled = core.compile_model(model, device, config)
         session = OpenVinoSession(compiled, (note,) if note else ())
         if variant.precision.startswith("int8"):

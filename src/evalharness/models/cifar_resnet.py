@@ -15,14 +15,19 @@ from torch import nn
 
 
 class PadShortcut(nn.Module):
-    """Option A: subsample by 2 and zero-pad the channels; no parameters."""
+    """Option A: subsample by 2 and zero-pad the channels; no parameters.
+
+    The subsampling is `F.max_pool2d(x, 1, 2)`, a 1x1 window with stride 2: the same tensor
+    as the usual `x[:, :, ::2, ::2]` (bit-identical, a test keeps it so), but pnnx converts
+    it to ncnn, while the strided slice fails there ("slice with step 2").
+    """
 
     def __init__(self, pad: int) -> None:
         super().__init__()
         self.pad = pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+        return F.pad(F.max_pool2d(x, 1, 2), (0, 0, 0, 0, self.pad, self.pad))
 
 
 class BasicBlock(nn.Module):

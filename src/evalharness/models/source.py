@@ -5,7 +5,8 @@
 - torchvision: `arch` (a torchvision.models name) + `weights` (a local state dict file);
 - onnx:        `weights` is an .onnx file (and its external-data files, if any);
 - openvino:    `weights` is an IR .xml file with its .bin beside it;
-- ncnn:        `weights` is a .param file with its .bin beside it;
+- ncnn:        `weights` is a .param file with its .bin beside it (`input_name` and
+               `outputs` name the blobs, else they are read from the .param);
 - tflite:      `weights` is a .tflite (LiteRT) file.
 Which backends run which source is each backend's declaration (backends/base.py).
 
@@ -126,6 +127,8 @@ class ModelSpec:
     # the task's post-processing settings (head type, thresholds, NMS IoU...) as sorted
     # (key, value) pairs: part of the model's identity, read by Task.for_model
     postprocess: tuple[tuple[str, Any], ...] = ()
+    # the input blob/tensor a file model is fed through ("" = read it from the file)
+    input_name: str = ""
     builder_cfg: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @classmethod
@@ -168,6 +171,7 @@ class ModelSpec:
             task=task,
             outputs=tuple(sorted((str(k), str(v)) for k, v in outputs.items())),
             postprocess=post,
+            input_name=str(cfg.get("input_name") or ""),
             builder_cfg=builder,
         )
 
