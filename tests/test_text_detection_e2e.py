@@ -99,3 +99,26 @@ def test_ppocr_v6_on_drawn_words_with_a_swept_limit(tmp_path):
         if len(pa_) == len(pb_) and len(pa_):
             centres = [np.sort(p.reshape(-1, 4, 2).mean(axis=1), axis=0) for p in (pa_, pb_)]
             assert np.abs(centres[0] - centres[1]).max() < 8
+
+
+@pytest.mark.parametrize("model", ["ppocr_v6_det", "ppocr_v4_det"])
+def test_limit_policy_and_side_from_the_command_line(model):
+    from evalharness.compose import compose_config
+    from evalharness.engine.plan import apply_model_card, expand, explicit_factors
+    from evalharness.models.source import ModelSpec
+
+    if model == "ppocr_v4_det" and importlib.util.find_spec("rapidocr_onnxruntime") is None:
+        pytest.skip("pip install --no-deps rapidocr-onnxruntime==1.4.4")
+    overrides = [f"model={model}", "resize=limit_max", "resize.limit_side_len=960"]
+    cfg, choices = compose_config(overrides)
+    choices = apply_model_card(cfg, choices, explicit_factors(overrides))
+    specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
+    resize = {s.is_reference: s.stages[1].spec for s in specs}
+    assert (resize[False].crop, resize[False].limit_side_len) == ("limit_max", 960)
+    assert (resize[True].crop, resize[True].limit_side_len) == ("limit_min", 736)
+    for spec in resize.values():
+        assert (spec.library, spec.interpolation, spec.size, spec.multiple) == (
+            "opencv", "bilinear", None, 32,
+        )  # fmt: skip
+    ref = next(s for s in specs if s.is_reference)
+    assert ref.factor_dict["backend"] == "onnxruntime" and ref.factor_dict["colour"] == "bgr"
