@@ -26,24 +26,24 @@ from pathlib import Path
 
 import numpy as np
 
-from evalharness.compose import resolve
-from evalharness.preprocess.errors import StageError
-from evalharness.preprocess.pipeline import run_pipeline
+from evalharness.compose import prepare_run
 from evalharness.engine.loop import load_sessions, run_sweep
 from evalharness.engine.options import SweepOptions
+from evalharness.preprocess.errors import StageError
+from evalharness.preprocess.pipeline import run_pipeline
 
 
 def compose_run(overrides: list[str]):
     if not any(o.lstrip("+").startswith("sweep=") for o in overrides):
         overrides = ["+sweep=preproc_ablation", *overrides]
-    return resolve(["progress=false", *overrides])
+    return prepare_run(["progress=false", *overrides])
 
 
-def time_engine(cfg, specs, dataset) -> float:
+def time_engine(cfg, specs, dataset, task) -> float:
     opts = SweepOptions(int(cfg.chunk_size), int(cfg.batch_size), str(cfg.cache_dir), False)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        run_sweep(specs, dataset, Path(tmp), opts)
+        run_sweep(specs, dataset, Path(tmp), opts, task)
         return time.perf_counter() - t0
 
 
@@ -60,14 +60,14 @@ def _or_none(fn, x):
         return None
 
 
-def time_naive(cfg, specs, dataset) -> float:
+def time_naive(cfg, specs, dataset, task) -> float:
     t0 = time.perf_counter()
     for spec in specs:
-        session = load_sessions([spec], len(dataset.classes), str(cfg.cache_dir))[spec.variant]
+        session = load_sessions([spec], task, dataset, str(cfg.cache_dir))[spec.variant]
         for c in range(0, len(dataset), int(cfg.chunk_size)):
             chunk = dataset.samples[c : c + int(cfg.chunk_size)]
             xs = [
-                x
+                x.pixels
                 for x in (_or_none(partial(run_pipeline, spec.stages), s.path) for s in chunk)
                 if x is not None
             ]
@@ -76,9 +76,9 @@ def time_naive(cfg, specs, dataset) -> float:
     return time.perf_counter() - t0
 
 
-def time_floor(cfg, specs, dataset) -> float:
+def time_floor(cfg, specs, dataset, task) -> float:
     t0 = time.perf_counter()
-    sessions = load_sessions(specs, len(dataset.classes), str(cfg.cache_dir))
+    sessions = load_sessions(specs, task, dataset, str(cfg.cache_dir))
     outputs: dict[tuple, list] = {}
     for spec in specs:  # each unique prefix once, over the whole dataset
         for k in range(len(spec.stages)):
@@ -89,22 +89,22 @@ def time_floor(cfg, specs, dataset) -> float:
             stage = prefix[-1]
             outputs[prefix] = [None if x is None else _or_none(stage, x) for x in parent]
     for spec in specs:
-        xs = [x for x in outputs[spec.stages] if x is not None]
+        xs = [x.pixels for x in outputs[spec.stages] if x is not None]
         _infer_all(sessions[spec.variant], np.stack(xs), int(cfg.batch_size))
     return time.perf_counter() - t0
 
 
 def main(overrides: list[str]) -> None:
-    cfg, specs, dataset = compose_run(overrides)
-    load_sessions(specs, len(dataset.classes), str(cfg.cache_dir))  # exports cached: fair start
+    cfg, specs, dataset, task = compose_run(overrides)
+    load_sessions(specs, task, dataset, str(cfg.cache_dir))  # exports cached: fair start
     print(f"{len(specs)} configs x {len(dataset)} samples ({dataset.name}), 1 thread per backend")
     # Floor and engine alternate, best of `repeats` each, so neither pays the warm-up alone.
     repeats = int(os.environ.get("BENCH_REPEATS", "2"))
     floor, engine = float("inf"), float("inf")
     for _ in range(repeats):
-        floor = min(floor, time_floor(cfg, specs, dataset))
-        engine = min(engine, time_engine(cfg, specs, dataset))
-    naive = time_naive(cfg, specs, dataset)
+        floor = min(floor, time_floor(cfg, specs, dataset, task))
+        engine = min(engine, time_engine(cfg, specs, dataset, task))
+    naive = time_naive(cfg, specs, dataset, task)
     print(f"floor  {floor:8.1f} s")
     print(f"engine {engine:8.1f} s")
     print(f"naive  {naive:8.1f} s")

@@ -71,6 +71,34 @@ def decompression_bomb_png(side: int = 60_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
+def _save(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def png_named_jpg() -> bytes:
+    return _png(Image.fromarray(_scene()))
+
+
+def animated_gif() -> bytes:
+    frames = [Image.fromarray(np.roll(_scene(), k * 8, axis=1)) for k in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=50)
+    return buf.getvalue()
+
+
+def one_pixel() -> bytes:
+    return _png(Image.fromarray(np.full((1, 1, 3), 200, np.uint8)))
+
+
+def very_wide() -> bytes:
+    """20000 x 100: fine to decode, extreme to resize (a centre crop sees a sliver)."""
+    img = np.zeros((100, 20000, 3), np.uint8)
+    img[:, ::2] = 255
+    return _png(Image.fromarray(img), compress_level=1)
+
+
 # name -> (bytes, what a decoder should do: "ok" = decoded by an explicit policy, "error" = row)
 BAD_FILES = {
     "truncated.jpg": (truncated_jpeg, "either"),  # some libraries pad a truncated scan with grey
@@ -82,4 +110,15 @@ BAD_FILES = {
     "sixteen_bit.png": (png_16bit, "ok"),
     "exif_rotated.jpg": (exif_rotated_jpeg, "ok"),
     "bomb.png": (decompression_bomb_png, "error"),
+    "png_named.jpg": (png_named_jpg, "ok"),  # decoders sniff the content, not the name
+    "scene.webp": (lambda: _save(Image.fromarray(_scene()), "WEBP", quality=90), "ok"),
+    "scene.gif": (lambda: _save(Image.fromarray(_scene()), "GIF"), "ok"),
+    "scene.tiff": (lambda: _save(Image.fromarray(_scene()), "TIFF"), "either"),  # not on tv
+    "scene.bmp": (lambda: _save(Image.fromarray(_scene()), "BMP"), "either"),  # not on tv
+    "animated.gif": (animated_gif, "ok"),  # the first frame, as Image.open shows it
+    "one_pixel.png": (one_pixel, "ok"),
+    "wide_20000x100.png": (very_wide, "ok"),
 }
+
+# Odd but legal file names: each must be its own sample and decode like any other.
+ODD_NAMES = ["with space.jpg", "ünïcødé_名前.jpg", "new\nline.jpg", "#hash%percent.jpg"]

@@ -38,11 +38,11 @@ def setup(export_cache):
             ColourSpec("rgb"),
             HostNormSpec(placement, mean, std),
         )
-        return np.stack([run_pipeline(stages, s.path) for s in ds.samples])
+        return np.stack([run_pipeline(stages, s.path).pixels for s in ds.samples])
 
     def logits(backend, placement, precision="fp32"):
         v = ModelVariant(model, backend, placement, mean, std, precision)
-        return BACKENDS.get(backend)().load(v, str(export_cache)).infer(inputs(placement))
+        return BACKENDS.get(backend)().load(v, str(export_cache)).infer(inputs(placement))["logits"]
 
     return logits
 

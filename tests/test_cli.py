@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from evalharness import PROJECT_ROOT
+from evalharness.engine.store import done_chunks
 
 
 def cli(*args: str, cwd: Path = PROJECT_ROOT, **kw) -> subprocess.CompletedProcess:
@@ -37,7 +38,7 @@ def test_unknown_option_is_one_line_with_the_choices():
     "args,message",
     [
         (["dataset.root=/nonexistent/demo"], "dataset 'demo': manifest not found: /nonexistent"),
-        (["norm=ov_ppp"], "norm=ov_ppp .*needs backend=openvino"),
+        (["norm=ov_ppp"], "norm=ov_ppp .*'ov_ppp' is not available on torch"),
         (["model.weights=/no/such.pt"], "model 'demo_cnn': weights file not found: /no/such.pt"),
     ],
 )
@@ -70,9 +71,12 @@ def test_single_run_writes_the_tables(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "top1 [95% CI]" in r.stdout
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert len(summary) == 1 and summary.backend[0] == "openvino" and summary.n[0] == 30
+    # the config asked for, then the model card's reference (torch), always evaluated
+    assert summary.backend.tolist() == ["openvino", "torch"] and (summary.n == 30).all()
+    assert summary.reference.tolist() == [False, True]
+    assert summary.agree_ref[1] == 100 and 95 <= summary.agree_ref[0] <= 100
     assert (tmp_path / ".hydra" / "config.yaml").exists()
-    assert len(pd.read_parquet(tmp_path / "predictions.parquet")) == 30
+    assert len(pd.read_parquet(tmp_path / "predictions.parquet")) == 60
 
 
 @pytest.mark.slow
@@ -114,7 +118,8 @@ def test_kill_9_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    n_before = len(list((killed / "parts").glob("chunk-*.parquet")))
+    # done = renamed *and* recorded in the manifest (a kill between the two recomputes it)
+    n_before = len(done_chunks(killed))
     assert 4 <= n_before < 12, "the kill should land mid-sweep"
     assert not (killed / "predictions.parquet").exists()
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from evalharness.models.source import ModelSpec
 from evalharness.engine.plan import FACTORS, PlanError, expand, load_option, option_names
+from evalharness.models.source import ModelSpec
 
 from .conftest import compose_config
 
@@ -33,12 +33,13 @@ def _factor_options():
 @pytest.mark.parametrize("group,name", list(_factor_options()))
 def test_every_factor_option_resolves(group, name):
     overrides = [f"{group}={name}"]
-    if group == "norm" and name == "ov_ppp" or group == "precision" and name == "fp16":
+    if (group, name) in {("norm", "ov_ppp"), ("precision", "fp16"), ("device", "gpu")}:
         overrides.append("backend=openvino")
     cfg, choices = compose_config(overrides)
     specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
-    assert len(specs) == 1
     assert specs[0].factor_dict[group] == name
+    # the model card's reference is always planned: the config itself, or added after it
+    assert len(specs) == 1 and specs[0].is_reference or len(specs) == 2 and specs[1].is_reference
 
 
 def test_sweep_configs_compose():
@@ -59,7 +60,7 @@ def test_preproc_ablation_has_72_configs_with_stable_ids():
 
 def test_impossible_combination_is_named_before_any_work():
     cfg, choices = compose_config(["norm=ov_ppp", "backend=torch"])
-    with pytest.raises(PlanError, match="backend=torch .*norm=ov_ppp.*needs backend=openvino"):
+    with pytest.raises(PlanError, match="backend=torch .*norm=ov_ppp.*'ov_ppp' is not available"):
         expand(cfg, choices, ModelSpec.from_config(cfg.model))
 
 
@@ -71,7 +72,7 @@ def test_sweep_exclude_removes_impossible_combinations():
         expand(cfg, choices, model)
     cfg.sweep.exclude = [{"norm": "ov_ppp", "backend": ["torch", "onnxruntime"]}]
     specs = expand(cfg, choices, model)
-    assert len(specs) == 72 - 24 + 0  # 36 host + 12 ov_ppp on openvino
+    assert len(specs) == 72 - 24 + 0  # 36 host + 12 ov_ppp on openvino (reference among them)
     assert {s.factor_dict["backend"] for s in specs if s.factor_dict["norm"] == "ov_ppp"} == {
         "openvino"
     }
@@ -88,7 +89,7 @@ def test_one_at_a_time_mode_varies_one_factor_from_the_base():
     cfg, choices = compose_config(["+sweep=factor_catalogue"])
     specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
     base = specs[0].factor_dict
-    assert base == choices
+    assert base == choices and specs[0].is_reference
     for s in specs[1:]:
         changed = [f for f, v in s.factor_dict.items() if v != base[f]]
         assert len(changed) == 1

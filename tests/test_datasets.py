@@ -89,7 +89,7 @@ def test_manifest_label_out_of_range(tmp_path):
 
 
 def test_unknown_kind_and_missing_manifest_are_one_line(tmp_path):
-    with pytest.raises(ValueError, match="unknown kind 'zip'"):
+    with pytest.raises(KeyError, match="unknown dataset kind 'zip'"):
         load_dataset(_cfg(kind="zip", root=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="manifest not found"):
         load_dataset(_cfg(kind="manifest", root=str(tmp_path), manifest="m.csv"))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalharness.engine.loop import PlanMismatchError
+from evalharness.engine.claim import PlanMismatchError
 
 from .conftest import run_in_process
 from .helpers import demo_subset
@@ -73,9 +73,9 @@ def test_memoized_engine_agrees_with_the_plain_pipeline(small_sweep, export_cach
     """Every prediction equals what running the stages one sample at a time gives."""
     from evalharness.backends import BACKENDS
     from evalharness.data.dataset import load_dataset
+    from evalharness.engine.plan import expand
     from evalharness.models.source import ModelSpec
     from evalharness.preprocess.pipeline import run_pipeline
-    from evalharness.engine.plan import expand
 
     from .conftest import compose_config
 
@@ -86,8 +86,8 @@ def test_memoized_engine_agrees_with_the_plain_pipeline(small_sweep, export_cach
     ds = load_dataset(cfg.dataset)
     for spec in specs[::7]:
         session = BACKENDS.get(spec.variant.backend)().load(spec.variant, str(export_cache))
-        x = np.stack([run_pipeline(spec.stages, s.path) for s in ds.samples])
-        expected = session.infer(x).argmax(1)
+        x = np.stack([run_pipeline(spec.stages, s.path).pixels for s in ds.samples])
+        expected = session.infer(x)["logits"].argmax(1)
         got = preds[preds.config_id == spec.config_id].sort_values("sample_index").pred
         assert (got.to_numpy() == expected).all(), spec.factor_dict
 

@@ -7,8 +7,8 @@ import torch
 from omegaconf import open_dict
 
 from evalharness.backends.export import export_onnx
-from evalharness.models.source import ModelSpec, build_torch_model, clean_state_dict
 from evalharness.engine.plan import PlanError
+from evalharness.models.source import ModelSpec, build_torch_model, clean_state_dict
 
 from .conftest import compose_config, run_in_process
 
@@ -29,6 +29,13 @@ def reference_preds(tmp_path_factory):
     return pd.read_parquet(out / "predictions.parquet").pred.tolist()
 
 
+def _preds_of(out, summary, backend: str) -> list[int]:
+    """Predictions of the config on `backend` (a run also holds the card's reference)."""
+    cid = summary[summary.backend == backend].config_id.iloc[0]
+    preds = pd.read_parquet(out / "predictions.parquet")
+    return preds[preds.config_id == cid].pred.tolist()
+
+
 def _demo_onnx(export_cache):
     cfg, _ = compose_config([])
     return export_onnx(ModelSpec.from_config(cfg.model), export_cache)
@@ -40,7 +47,7 @@ def test_onnx_file_source(tmp_path, export_cache, reference_preds, backend):
     summary, out = _run(
         tmp_path, [f"backend={backend}"], {"source": "onnx", "weights": str(onnx_path)}
     )
-    assert pd.read_parquet(out / "predictions.parquet").pred.tolist() == reference_preds
+    assert _preds_of(out, summary, backend) == reference_preds
 
 
 def test_openvino_ir_source(tmp_path, export_cache, reference_preds):
@@ -49,7 +56,9 @@ def test_openvino_ir_source(tmp_path, export_cache, reference_preds):
     summary, out = _run(
         tmp_path, ["backend=openvino", "norm=ov_ppp"], {"source": "openvino", "weights": str(xml)}
     )
-    assert pd.read_parquet(out / "predictions.parquet").pred.tolist() == reference_preds
+    assert _preds_of(out, summary, "openvino") == reference_preds
+    # an IR's reference runs on OpenVINO too, with host normalization
+    assert summary[summary.reference].norm.tolist() == ["host"]
 
 
 def test_a_file_model_cannot_run_where_it_does_not_exist(tmp_path, export_cache):

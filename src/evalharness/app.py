@@ -26,6 +26,7 @@ from evalharness.engine.plan import (
     apply_model_card,
     expand,
     explicit_factors,
+    setting_column,
 )
 from evalharness.engine.tables import finalize, summary_factors
 from evalharness.models.source import ModelSpec
@@ -175,12 +176,16 @@ def run(
     configs = configs_table(specs, model, dataset)
     plan = plan_record(specs, dataset, opts)
     columns = factor_columns(specs)
+    settings = {
+        setting_column(k): k for k in (cfg.get("sweep") or {}).get("factors", {}) if "." in k
+    }
     files = {
         # The resolved config and the option names, so analysis can re-create any config
         # later (on-demand evaluation) without Hydra's own files.
         "run_config.yaml": OmegaConf.to_yaml(cfg, resolve=True),
         "choices.json": json.dumps(choices, indent=1),
         "configs.csv": configs.to_csv(index=False),
+        "factors.json": json.dumps({"factors": columns, "settings": settings}, indent=1),
     }
     with claim(Path(run_dir), plan, files):
         log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)

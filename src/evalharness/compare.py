@@ -22,43 +22,49 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalharness.analysis.paired import bootstrap_indices, compare_pair
+from evalharness.analysis.paired import bootstrap_indices, compare_values
+from evalharness.analysis.results import RunResults
 from evalharness.analysis.stats import wilson_interval
-from evalharness.engine.plan import FACTORS
+from evalharness.engine.tables import summary_factors
 
 ACCURACY_NAMES = ("top1", "accuracy", "acc", "top1_acc")
+OTHER_METRICS = ("mAP", "hmean")
 
 
 @dataclass
 class Side:
     label: str
-    table: pd.DataFrame  # factor columns + top1 (+ n, top5, config_id)
-    predictions: pd.DataFrame | None
+    table: pd.DataFrame  # factor columns + the metric (+ n, top5, config_id, _lo/_hi)
+    results: RunResults | None  # per-image records, when the side is a run dir
+    metric: str
 
 
 def load_side(path: Path) -> Side:
     path = Path(path)
-    preds = None
+    results = None
     if path.is_dir():
         if (path / "predictions.parquet").exists():
-            preds = pd.read_parquet(
-                path / "predictions.parquet", columns=["config_id", "sample_id", "correct1"]
-            )
+            results = RunResults.load(path)
         path = path / "summary.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found")
     table = pd.read_csv(path, dtype=str)
-    acc = next((c for c in ACCURACY_NAMES if c in table.columns), None)
-    if acc is None:
-        raise ValueError(f"{path}: no accuracy column (one of {', '.join(ACCURACY_NAMES)})")
-    table = table.rename(columns={acc: "top1"})
-    for col in ("top1", "top5", "n"):  # missing ones as NaN: both sides get the same columns
+    metric = results.metric if results is not None else None
+    if metric is None:
+        acc = next((c for c in ACCURACY_NAMES if c in table.columns), None)
+        metric = "top1" if acc else next((c for c in OTHER_METRICS if c in table.columns), None)
+        if metric is None:
+            names = ", ".join(ACCURACY_NAMES + OTHER_METRICS)
+            raise ValueError(f"{path}: no metric column (one of {names})")
+        if acc:
+            table = table.rename(columns={acc: "top1"})
+    for col in (metric, "top5", "n", f"{metric}_lo", f"{metric}_hi"):
         table[col] = pd.to_numeric(table[col], errors="coerce") if col in table else np.nan
     if "config_id" not in table:
         table["config_id"] = None
-    if table.top1.max() <= 1.0:  # a fraction, not percent
+    if metric == "top1" and table.top1.max() <= 1.0:  # a fraction, not percent
         table["top1"] *= 100
-    return Side(str(path), table, preds)
+    return Side(str(path), table, results, metric)
 
 
 def newcombe(p1: float, n1: float, p2: float, n2: float) -> tuple[float, float]:
@@ -69,35 +75,40 @@ def newcombe(p1: float, n1: float, p2: float, n2: float) -> tuple[float, float]:
     return d - np.hypot(p2 - l2, u1 - p1), d + np.hypot(u2 - p2, p1 - l1)
 
 
+def _paired(a: pd.Series, b: pd.Series, sa: Side, sb: Side, idx_cache: dict) -> dict | None:
+    ra, rb = sa.results, sb.results
+    if ra is None or rb is None or ra.sample_ids != rb.sample_ids:
+        return None
+    if a.config_id not in ra.records or b.config_id not in rb.records:
+        return None
+    n = len(ra.sample_ids)
+    idx = idx_cache.setdefault(n, bootstrap_indices(n, 2000))
+    r = compare_values(
+        ra.values(a.config_id, idx), rb.values(b.config_id, idx),
+        ra.scores(a.config_id), rb.scores(b.config_id), ra.sample_ids,
+    )  # fmt: skip
+    worse, better = ra.task.flip_names
+    out = dict(delta=r.delta, lo=r.delta_lo, hi=r.delta_hi, method="paired bootstrap")
+    out.update({"p_mcnemar": r.p_mcnemar, worse: r.right_to_wrong, better: r.wrong_to_right})
+    return out
+
+
 def _interval(a: pd.Series, b: pd.Series, sa: Side, sb: Side, idx_cache: dict) -> dict:
-    delta = b.top1 - a.top1
-    paired = (
-        sa.predictions is not None
-        and sb.predictions is not None
-        and "config_id" in a
-        and "config_id" in b
-    )
-    if paired:
-        va = sa.predictions[sa.predictions.config_id == a.config_id].set_index("sample_id")
-        vb = sb.predictions[sb.predictions.config_id == b.config_id].set_index("sample_id")
-        if len(va) == len(vb) and va.index.sort_values().equals(vb.index.sort_values()):
-            vb = vb.loc[va.index]
-            n = len(va)
-            idx = idx_cache.setdefault(n, bootstrap_indices(n, 2000))
-            r = compare_pair(va.correct1.to_numpy(), vb.correct1.to_numpy(), list(va.index), idx)
-            return dict(
-                delta=delta,
-                lo=r.delta_lo,
-                hi=r.delta_hi,
-                method="paired bootstrap",
-                p_mcnemar=r.p_mcnemar,
-                right_to_wrong=r.right_to_wrong,
-                wrong_to_right=r.wrong_to_right,
-            )
+    m = sa.metric
+    delta = b[m] - a[m]
+    paired = _paired(a, b, sa, sb, idx_cache)
+    if paired is not None:
+        return paired
     na, nb = a.get("n", np.nan), b.get("n", np.nan)
-    if pd.notna(na) and pd.notna(nb):
+    if m == "top1" and pd.notna(na) and pd.notna(nb):
         lo, hi = newcombe(a.top1 / 100, na, b.top1 / 100, nb)
         return dict(delta=delta, lo=lo * 100, hi=hi * 100, method="Newcombe (independent)")
+    if m != "top1":  # a metric that is not a proportion: combine the two intervals
+        half = [(s[f"{m}_hi"] - s[f"{m}_lo"]) / 2 for s in (a, b)]
+        if all(pd.notna(h) for h in half):
+            w = float(np.hypot(*half))
+            return dict(delta=delta, lo=delta - w, hi=delta + w, method="independent (intervals)")
+        return dict(delta=delta, lo=np.nan, hi=np.nan, method="no interval on either side")
     measured, n, sign = (a, na, -1) if pd.notna(na) else (b, nb, 1)
     if pd.isna(n):
         return dict(delta=delta, lo=np.nan, hi=np.nan, method="no n on either side")
@@ -109,7 +120,11 @@ def _interval(a: pd.Series, b: pd.Series, sa: Side, sb: Side, idx_cache: dict) -
 
 def compare(a_path: Path, b_path: Path) -> tuple[pd.DataFrame, list[str]]:
     sa, sb = load_side(a_path), load_side(b_path)
-    keys = [f for f in ("model", "dataset", *FACTORS) if f in sa.table and f in sb.table]
+    if sa.metric != sb.metric:
+        raise ValueError(f"A reports {sa.metric}, B reports {sb.metric}: nothing to compare")
+    m = sa.metric
+    factors = [f for f in summary_factors(sa.table) if f in summary_factors(sb.table)]
+    keys = [f for f in ("model", "dataset", *factors) if f in sa.table and f in sb.table]
     if not keys:
         raise ValueError("A and B share no factor column to align on")
     merged = sa.table.merge(sb.table, on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
@@ -122,13 +137,14 @@ def compare(a_path: Path, b_path: Path) -> tuple[pd.DataFrame, list[str]]:
         a = _side_row(row, "_a")
         b = _side_row(row, "_b")
         out = {k: row[k] for k in keys}
-        out.update(top1_a=a.top1, top1_b=b.top1, **_interval(a, b, sa, sb, idx_cache))
+        out.update({f"{m}_a": a[m], f"{m}_b": b[m]}, **_interval(a, b, sa, sb, idx_cache))
         if pd.notna(a.get("top5")) and pd.notna(b.get("top5")):
             out["top5_delta"] = b.top5 - a.top5
         rows.append(out)
     table = pd.DataFrame(rows)
     if not table.empty:
         table["significant"] = (table.lo > 0) | (table.hi < 0)
+    table.attrs["metric"] = m
     return table, notes
 
 
@@ -145,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "--fail-on-drop",
         type=float,
         metavar="POINTS",
-        help="exit 1 if any config's top-1 fell by more than this",
+        help="exit 1 if any config's metric fell by more than this (the metric's unit)",
     )
     ap.add_argument("--out", type=Path, help="where to write compare.csv (default: B's folder)")
     args = ap.parse_args(argv)
@@ -159,10 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     if table.empty:
         print("no rows in common")
     else:
+        m = table.attrs["metric"]
         varying = [
-            c for c in table.columns[: table.columns.get_loc("top1_a")] if table[c].nunique() > 1
+            c for c in table.columns[: table.columns.get_loc(f"{m}_a")] if table[c].nunique() > 1
         ] or list(table.columns[:1])
-        cols = [*varying, "top1_a", "top1_b", "delta", "lo", "hi", "method", "significant"]
+        cols = [*varying, f"{m}_a", f"{m}_b", "delta", "lo", "hi", "method", "significant"]
         print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     for n in notes[:10]:
         print(n)
@@ -172,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fail_on_drop is not None and not table.empty:
         drops = table[table.delta < -args.fail_on_drop]
         if len(drops):
-            print(f"FAIL: {len(drops)} config(s) dropped more than {args.fail_on_drop} points")
+            print(f"FAIL: {len(drops)} config(s) dropped more than {args.fail_on_drop}")
             return 1
     return 0
 

@@ -8,8 +8,8 @@ from omegaconf import DictConfig, open_dict
 
 from evalharness import CONF_DIR
 from evalharness.data.dataset import Dataset, load_dataset
-from evalharness.models.source import ModelSpec
 from evalharness.engine.plan import FACTORS, RunSpec, apply_model_card, expand, explicit_factors
+from evalharness.models.source import ModelSpec
 
 
 def compose_config(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
@@ -32,3 +32,12 @@ def resolve(overrides: list[str]) -> tuple[DictConfig, list[RunSpec], Dataset]:
     choices = apply_model_card(cfg, choices, explicit_factors(overrides))
     model = ModelSpec.from_config(cfg.model)
     return cfg, expand(cfg, choices, model), load_dataset(cfg.dataset)
+
+
+def prepare_run(overrides: list[str]):
+    """(cfg, specs, dataset, task) for these overrides: everything `app.run` checks first."""
+    from evalharness.app import prepare
+
+    cfg, choices = compose_config(overrides)
+    _, _, dataset, task, specs, _ = prepare(cfg, choices, explicit_factors(overrides))
+    return cfg, specs, dataset, task

@@ -3,16 +3,19 @@
     python -m evalharness.explain results/examples/deployment_gap \
         --b decoder=opencv resize=cv2_linear colour=bgr --target 77.28
 
-Prints and writes, under RUN_DIR/explain/:
-- effects.csv        marginal top-1 per factor level with paired bootstrap CIs
+Prints and writes, under RUN_DIR/explain/ (the metric is the task's: top-1, mAP, hmean):
+- effects.csv        marginal metric per factor level with paired bootstrap CIs
 - variance.csv       share of between-config variance each factor explains
-- interactions.csv   two-way tables of mean top-1 (long form)
-- pairs.csv          every config against A: delta with CI, flips, exact McNemar, Holm-adjusted
-- per_class.csv      top-1 per class and config
-- attribution.csv    with --b: the exact Shapley split of acc(B) - acc(A), with CIs
+- interactions.csv   two-way tables of the mean metric (long form)
+- pairs.csv          every config against A: delta with CI, images worse/better, exact
+                     McNemar (sign test) p, Holm-adjusted
+- per_class.csv      classification: top-1 per class and config
+- attribution.csv    with --b: the exact Shapley split of metric(B) - metric(A), with CIs
 - target.csv         with --target: configs whose 95% interval contains the target
-A defaults to the model card's reference pipeline; B's unnamed factors take A's values.
-Coalition configs the sweep lacks are evaluated on demand (into explain/ondemand/).
+A defaults to the model card's reference config; B's unnamed factors take A's values.
+Coalition configs the sweep lacks are evaluated on demand (into explain/ondemand/); a
+coalition that cannot run at all (int8_nncf exists only on OpenVINO) makes its factors one
+joint term, and the verdict says why.
 """
 
 from __future__ import annotations
@@ -25,13 +28,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalharness.analysis.attribution import all_coalition_configs, attribute
+from evalharness.analysis.attribution import (
+    all_coalition_configs,
+    attribute_values,
+    coalition_config,
+    differing_factors,
+)
 from evalharness.analysis.effects import interaction_table, main_effects, variance_shares
-from evalharness.analysis.paired import bootstrap_indices, compare_pair, holm
+from evalharness.analysis.paired import bootstrap_indices, compare_values, holm
 from evalharness.analysis.reproduce import configs_matching
 from evalharness.analysis.results import RunResults
-from evalharness.rundir import evaluate_on_demand, reference_config, run_dataset
-from evalharness.engine.plan import FACTORS
+from evalharness.engine.plan import PlanError
+from evalharness.rundir import evaluate_on_demand, reference_config, run_dataset, spec_for
 
 
 class ExplainError(ValueError):
@@ -39,6 +47,7 @@ class ExplainError(ValueError):
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, str]:
+    """`factor=value` items (space or comma separated); names are checked against the run."""
     out = {}
     for item in items or []:
         for part in item.split(","):
@@ -47,23 +56,29 @@ def parse_assignments(items: list[str] | None) -> dict[str, str]:
             if "=" not in part:
                 raise ExplainError(f"expected factor=value, got '{part}'")
             k, v = part.split("=", 1)
-            if k not in FACTORS:
-                raise ExplainError(f"unknown factor '{k}'; valid: {', '.join(FACTORS)}")
             out[k] = v
     return out
 
 
+def check_factors(given: dict[str, str], res: RunResults) -> None:
+    for k in given:
+        if k not in res.factors:
+            raise ExplainError(f"unknown factor '{k}'; valid: {', '.join(res.factors)}")
+
+
 def pairs_table(res: RunResults, a_id: str, idx: np.ndarray) -> pd.DataFrame:
     rows = []
-    a = res.vector(a_id)
+    va, sa = res.values(a_id, idx), res.scores(a_id)
+    worse, better = res.task.flip_names
+    m = res.metric
     for cid in res.summary.config_id:
         if cid == a_id:
             continue
-        r = compare_pair(a, res.vector(cid), res.sample_ids, idx)
-        rows.append(dict(config_id=cid, **res.factors_of(cid), top1=r.acc_b, delta=r.delta,
-                         delta_lo=r.delta_lo, delta_hi=r.delta_hi, right_to_wrong=r.right_to_wrong,
-                         wrong_to_right=r.wrong_to_right, p_mcnemar=r.p_mcnemar,
-                         flipped_ids=";".join(r.flipped)))  # fmt: skip
+        r = compare_values(va, res.values(cid, idx), sa, res.scores(cid), res.sample_ids)
+        rows.append({"config_id": cid, **res.factors_of(cid), m: r.acc_b, "delta": r.delta,
+                     "delta_lo": r.delta_lo, "delta_hi": r.delta_hi, worse: r.right_to_wrong,
+                     better: r.wrong_to_right, "p_mcnemar": r.p_mcnemar,
+                     "flipped_ids": ";".join(r.flipped)})  # fmt: skip
     table = pd.DataFrame(rows)
     if not table.empty:
         table.insert(table.columns.get_loc("p_mcnemar") + 1, "p_holm", holm(table.p_mcnemar))
@@ -71,18 +86,19 @@ def pairs_table(res: RunResults, a_id: str, idx: np.ndarray) -> pd.DataFrame:
 
 
 def per_class_table(res: RunResults, classes: list[str] | None) -> pd.DataFrame:
-    labels = pd.Series(res.labels, index=res.correct.columns)
-    table = res.correct.T.groupby(labels.to_numpy()).mean().T * 100
+    correct = res.correct
+    table = correct.T.groupby(res.labels).mean().T * 100
     if classes:
         table.columns = [classes[i] if 0 <= i < len(classes) else str(i) for i in table.columns]
-    return table.reset_index()
+    return table.rename_axis("config_id").reset_index()
 
 
 def interactions_long(res: RunResults) -> pd.DataFrame:
     frames = []
     for f1, f2 in itertools.combinations(res.varying_factors(), 2):
-        t = interaction_table(res.summary, f1, f2).stack().rename("top1").reset_index()
-        t.columns = ["level1", "level2", "top1"]
+        t = interaction_table(res.summary, f1, f2, res.metric).stack().rename(res.metric)
+        t = t.reset_index()
+        t.columns = ["level1", "level2", res.metric]
         t.insert(0, "factor2", f2)
         t.insert(0, "factor1", f1)
         frames.append(t)
@@ -94,91 +110,170 @@ def _label(config: dict[str, str], base: dict[str, str]) -> str:
     return "(" + " ".join(f"{f}={v}" for f, v in diff.items()) + ")" if diff else "(reference)"
 
 
+def plan_problem(run_dir: Path, config: dict[str, str]) -> str | None:
+    """Why a config cannot run at all (from the declarations), or None when it can."""
+    try:
+        spec_for(run_dir, config)
+    except PlanError as e:
+        return str(e).split(": ", 1)[-1]
+    return None
+
+
+def joint_groups(run_dir: Path, res: RunResults, a: dict, b: dict) -> dict[str, list[str]]:
+    """Factors that must be attributed together because a coalition mixing them cannot run.
+
+    For a coalition S that cannot run, the factor q (not in S) whose switch makes S + q
+    runnable is merged with S's factors; repeated until every coalition of the players runs.
+    If nothing resolves it, all differing factors form one term: never an invented value.
+    """
+    players = [[f] for f in differing_factors(a, b)]
+
+    def config(group_set) -> dict[str, str]:
+        return coalition_config(a, b, {f for g in group_set for f in g})
+
+    def runnable(c: dict[str, str]) -> bool:
+        return res.find(c) is not None or plan_problem(run_dir, c) is None
+
+    changed = True
+    while changed and len(players) > 1:
+        changed = False
+        for r in range(1, len(players)):
+            for s in itertools.combinations(range(len(players)), r):
+                if runnable(config([players[i] for i in s])):
+                    continue
+                rest = [j for j in range(len(players)) if j not in s]
+                q = next((j for j in rest if runnable(config([players[i] for i in (*s, j)]))), None)
+                merge = [*s, q] if q is not None else list(range(len(players)))
+                merged = [f for i in merge for f in players[i]]
+                players = [p for i, p in enumerate(players) if i not in merge] + [merged]
+                changed = True
+                break
+            if changed:
+                break
+    return {"+".join(p): p for p in players if len(p) > 1}
+
+
+def attribution(run_dir: Path, res: RunResults, a_cfg: dict, b_cfg: dict, idx: np.ndarray):
+    groups = joint_groups(run_dir, res, a_cfg, b_cfg)
+    coalitions = [
+        c
+        for c in all_coalition_configs(a_cfg, b_cfg)
+        if not any(
+            len({c[f] == b_cfg[f] for f in fs}) > 1 for fs in groups.values()
+        )  # a coalition that splits a joint group is never evaluated
+    ]
+    missing = [c for c in coalitions if res.find(c) is None]
+    extra = evaluate_on_demand(run_dir, missing)
+    if extra is not None:
+        res = res.merged(extra)
+    att = attribute_values(
+        a_cfg, b_cfg, lambda c: res.values(res.find(c), idx), unit=res.task.unit, groups=groups
+    )
+    if groups:
+        why = {}
+        for name, fs in groups.items():
+            probe = coalition_config(a_cfg, b_cfg, {fs[0]})
+            reason = plan_problem(run_dir, probe) or "a coalition splitting them cannot run"
+            why[name] = f"{' and '.join(fs)} are one joint term ({reason})"
+        att.joint = why
+    return att, res
+
+
 def explain(run_dir: Path, a: dict, b: dict, target: float | None, n_boot: int) -> dict:
     run_dir = Path(run_dir)
-    res = RunResults.load(run_dir)
+    dataset = run_dataset(run_dir)
+    res = RunResults.load(run_dir, dataset)
+    check_factors({**a, **b}, res)
     out_dir = run_dir / "explain"
     out_dir.mkdir(exist_ok=True)
     idx = bootstrap_indices(len(res.sample_ids), n_boot)
     ref = reference_config(run_dir, res)
     a_cfg = {**ref, **a}
-    written = {}
+    written: dict = {}
+    m = res.metric
 
-    effects = main_effects(res, idx)
-    variance = variance_shares(res.summary, res.varying_factors())
-    tables = {"effects": effects, "variance": variance, "interactions": interactions_long(res)}
-    dataset = run_dataset(run_dir)
-    tables["per_class"] = per_class_table(res, dataset.classes if dataset else None)
+    tables = {
+        "effects": main_effects(res, idx),
+        "variance": variance_shares(res.summary, res.varying_factors(), m),
+        "interactions": interactions_long(res),
+    }
+    if res.task.name == "classification":
+        tables["per_class"] = per_class_table(res, dataset.classes if dataset else None)
 
     if b:
         b_cfg = {**a_cfg, **b}
-        missing = [c for c in all_coalition_configs(a_cfg, b_cfg) if res.find(c) is None]
-        extra = evaluate_on_demand(run_dir, missing)
-        if extra is not None:
-            res = res.merged(extra)
-        att = attribute(a_cfg, b_cfg, lambda c: res.vector(res.find(c)), idx)
+        att, res = attribution(run_dir, res, a_cfg, b_cfg, idx)
         tables["attribution"] = pd.DataFrame(
-            [dict(factor=f, a=a_cfg[f], b=b_cfg[f], shapley=p, lo=lo, hi=hi)
+            [dict(factor=f, a=a_cfg.get(f, "+"), b=b_cfg.get(f, "+"), shapley=p, lo=lo, hi=hi)
              for f, (p, lo, hi) in att.ranked()]
             + [dict(factor="residual", shapley=att.residual)]
         )  # fmt: skip
-        written["verdict"] = att.verdict(f"A {_label(a_cfg, ref)}", f"B {_label(b_cfg, ref)}")
+        written["verdict"] = att.verdict(
+            f"A {_label(a_cfg, ref)}", f"B {_label(b_cfg, ref)}", res.task.number_format
+        )
         written["gap"] = att.gap
     a_id = res.find(a_cfg)
     if a_id is None:
-        extra = evaluate_on_demand(run_dir, [a_cfg])
-        res = res.merged(extra)
+        res = res.merged(evaluate_on_demand(run_dir, [a_cfg]))
         a_id = res.find(a_cfg)
     tables["pairs"] = pairs_table(res, a_id, idx)
     if target is not None:
-        tables["target"] = configs_matching(res.summary, target, res.factors)
+        tables["target"] = configs_matching(res.summary, target, res.factors, m)
     for name, t in tables.items():
         t.to_csv(out_dir / f"{name}.csv", index=False)
     written["tables"] = tables
     written["a"] = a_cfg
     written["a_id"] = a_id
+    written["results"] = res
     return written
 
 
 def _fmt(df: pd.DataFrame, cols: list[str], n: int = 20) -> str:
-    return df[cols].head(n).to_string(index=False, float_format=lambda v: f"{v:.2f}")
+    cols = [c for c in cols if c in df.columns]
+    return df[cols].head(n).to_string(index=False, float_format=lambda v: f"{v:.3g}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Explain accuracy gaps in a finished run dir.")
-    ap.add_argument("run_dir", type=Path)
-    ap.add_argument(
-        "--a", nargs="*", help="config A as factor=value (default: model card reference)"
-    )
-    ap.add_argument("--b", nargs="*", help="config B as factor=value; unnamed factors as in A")
-    ap.add_argument("--target", type=float, help="a reported top-1 (percent) to reproduce")
-    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
-    args = ap.parse_args(argv)
-    try:
-        out = explain(args.run_dir, parse_assignments(args.a), parse_assignments(args.b),
-                      args.target, args.bootstrap)  # fmt: skip
-    except (ExplainError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    t = out["tables"]
-    print("Main effects (mean top-1 over the configs at each level, 95% CI):")
-    print(_fmt(t["effects"], ["factor", "level", "n_configs", "top1", "top1_lo", "top1_hi"], 60))
+def print_explain(out: dict, target: float | None, run_dir: Path) -> None:
+    t, res = out["tables"], out["results"]
+    m = res.metric
+    print(f"Main effects (mean {m} over the configs at each level, 95% CI):")
+    print(_fmt(t["effects"], ["factor", "level", "n_configs", m, f"{m}_lo", f"{m}_hi"], 60))
     print("\nShare of between-config variance:")
     print(_fmt(t["variance"], ["factor", "share"]))
     if not t["pairs"].empty:
         print(f"\nAgainst A ({' '.join(f'{k}={v}' for k, v in out['a'].items())}), largest drops:")
         p = t["pairs"].sort_values("delta", kind="stable")
-        cols = ["delta", "delta_lo", "delta_hi", "right_to_wrong", "wrong_to_right", "p_holm"]
-        varying = [f for f in FACTORS if f in p and p[f].nunique() > 1]
+        worse, better = res.task.flip_names
+        cols = ["delta", "delta_lo", "delta_hi", worse, better, "p_holm"]
+        varying = [f for f in res.factors if f in p and p[f].nunique() > 1]
         print(_fmt(p, [*varying, *cols], 10))
     if "attribution" in t:
-        print("\nShapley attribution of the gap (points):")
+        print(f"\nShapley attribution of the gap ({res.task.unit}):")
         print(_fmt(t["attribution"], ["factor", "a", "b", "shapley", "lo", "hi"]))
         print("\n" + out["verdict"])
     if "target" in t:
-        print(f"\nConfigs whose 95% interval contains {args.target}:")
+        print(f"\nConfigs whose 95% interval contains {target}:")
         print(_fmt(t["target"], list(t["target"].columns), 10) if len(t["target"]) else "  none")
-    print(f"\ntables written to {args.run_dir / 'explain'}")
+    print(f"\ntables written to {run_dir / 'explain'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Explain metric gaps in a finished run dir.")
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument(
+        "--a", nargs="*", help="config A as factor=value (default: model card reference)"
+    )
+    ap.add_argument("--b", nargs="*", help="config B as factor=value; unnamed factors as in A")
+    ap.add_argument("--target", type=float, help="a reported figure (the task's metric)")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    args = ap.parse_args(argv)
+    try:
+        out = explain(args.run_dir, parse_assignments(args.a), parse_assignments(args.b),
+                      args.target, args.bootstrap)  # fmt: skip
+    except (ExplainError, FileNotFoundError, PlanError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_explain(out, args.target, args.run_dir)
     return 0
 
 

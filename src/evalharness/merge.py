@@ -1,8 +1,11 @@
 """`python -m evalharness.merge OUT SHARD_DIR...`: shards of one sweep -> one run dir.
 
-The result equals a single-process run of the same sweep (predictions, summary accuracies,
-errors); only timings differ. Refused: shards of different sweeps, a shard count that does
-not match, a missing or repeated shard index, and a shard with unfinished chunks.
+The result equals a single-process run of the same sweep (predictions, summary metrics,
+errors); only timings differ. Refused, with one line and nothing written: shards of
+different sweeps, a shard count that does not match, a missing or repeated shard index, a
+shard with unfinished chunks, a part file whose rows or bytes are not what its shard
+recorded (edited, truncated, duplicated rows), shards that ran different library versions,
+an OUT that is one of the shards, and an OUT that holds another sweep.
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from evalharness.engine import store
+from evalharness.engine.claim import PlanMismatchError, RunDirBusyError, claim
 from evalharness.engine.options import SweepOptions, shard_chunks, stable_hash
-from evalharness.engine.tables import finalize
+from evalharness.engine.tables import finalize, summary_factors
 
 # Nodes of one cluster may differ in CPU; anything else that differs changes the numbers.
 MAY_DIFFER = {"cpu"}
+COPIED = ("configs.csv", "run_config.yaml", "choices.json", "factors.json", "variants.json")
 
 
 class MergeError(ValueError):
@@ -31,7 +37,28 @@ def _plan(d: Path) -> dict:
     path = d / "plan.json"
     if not path.exists():
         raise MergeError(f"{d}: no plan.json, not a run dir")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise MergeError(f"{path} is not readable JSON") from None
+
+
+def check_part(d: Path, chunk: int, record: dict, n_configs: int, n_samples: int, size: int):
+    """A part is what its shard recorded: same bytes, the expected rows, no duplicates."""
+    path = store.part_path(d, chunk)
+    if store.sha256_file(path) != record.get("sha256"):
+        raise MergeError(f"{path}: its content is not what the shard recorded (edited or "
+                         "truncated); run the shard again")  # fmt: skip
+    try:
+        table = pq.read_table(path, columns=["sample_id", "config_id"]).to_pandas()
+    except Exception as e:
+        raise MergeError(f"{path}: unreadable part ({type(e).__name__})") from None
+    first = chunk * size
+    expected = (min(first + size, n_samples) - first) * n_configs
+    if len(table) != expected or len(table) != record.get("rows"):
+        raise MergeError(f"{path}: {len(table)} rows, expected {expected}")
+    if table.duplicated().any():
+        raise MergeError(f"{path}: repeated (sample, config) rows")
 
 
 def check_shards(dirs: list[Path]) -> list[dict]:
@@ -54,11 +81,15 @@ def check_shards(dirs: list[Path]) -> list[dict]:
         opts = SweepOptions(
             chunk_size=p["chunk_size"], shard_index=p["shard_index"], shard_count=count
         )
-        todo = set(shard_chunks(p["n_samples"], opts)) - store.done_chunks(d)
+        mine = shard_chunks(p["n_samples"], opts)
+        records = store.part_records(d)
+        todo = set(mine) - store.done_chunks(d)
         if todo:
             raise MergeError(
                 f"{d}: shard {p['shard_index']} is unfinished, chunks {sorted(todo)[:5]}"
             )
+        for c in mine:
+            check_part(d, c, records[c], len(p["config_ids"]), p["n_samples"], p["chunk_size"])
     return plans
 
 
@@ -82,28 +113,47 @@ def shard_versions(dirs: list[Path]) -> dict[str, str]:
     return {lib: " | ".join(values) for lib, values in seen.items()}
 
 
+def _check_out(out: Path, dirs: list[Path]) -> None:
+    target = out.resolve()
+    for d in dirs:
+        d = d.resolve()
+        if target == d or d in target.parents or target in d.parents:
+            raise MergeError(f"{out} is (inside) shard dir {d}: merge into a new folder")
+
+
 def merge(out: Path, dirs: list[Path]) -> pd.DataFrame:
-    dirs = [Path(d) for d in dirs]
+    from evalharness.analysis.results import task_of_run
+    from evalharness.rundir import run_dataset
+
+    out, dirs = Path(out), [Path(d) for d in dirs]
+    _check_out(out, dirs)
     plans = check_shards(dirs)
     versions = shard_versions(dirs)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "parts").mkdir(exist_ok=True)
-    for d in dirs:
-        for part in (d / "parts").glob("chunk-*.parquet"):
-            shutil.copy2(part, out / "parts" / part.name)
     first = dirs[0]
-    for name in ("configs.csv", "run_config.yaml", "choices.json", "variants.json"):
-        if (first / name).exists():
-            shutil.copy2(first / name, out / name)
     # The plan a single-process run of this sweep has, so the merged dir is one like it.
     plan = {k: v for k, v in plans[0].items() if k not in ("plan_hash", "merged_from")}
     plan.update(shard_index=0, shard_count=1)
     plan["plan_hash"] = stable_hash(plan)
     plan["merged_from"] = [str(d) for d in dirs]
-    store.write_atomic_text(out / "plan.json", json.dumps(plan, indent=1))
-    configs = pd.read_csv(out / "configs.csv")
-    chunks = shard_chunks(plan["n_samples"], SweepOptions(chunk_size=plan["chunk_size"]))
-    return finalize(out, configs, chunks, plan["dataset_hash"], versions)
+    files = {n: (first / n).read_text() for n in COPIED if (first / n).exists()}
+    try:
+        with claim(out, plan, files):
+            (out / "parts").mkdir(exist_ok=True)
+            for d in dirs:
+                records = store.part_records(d)
+                for c in sorted(records):
+                    if store.part_path(d, c).exists() and c not in store.done_chunks(out):
+                        shutil.copy2(store.part_path(d, c), store.part_path(out, c))
+                        store.append_line(out / "parts" / store.MANIFEST, json.dumps(records[c]))
+            configs = pd.read_csv(out / "configs.csv", dtype=str, keep_default_na=False)
+            configs["reference"] = configs["reference"] == "True"
+            chunks = shard_chunks(plan["n_samples"], SweepOptions(chunk_size=plan["chunk_size"]))
+            return finalize(
+                out, configs, chunks, plan["dataset_hash"], versions, task_of_run(out),
+                summary_factors(configs), run_dataset(out),
+            )  # fmt: skip
+    except (PlanMismatchError, RunDirBusyError) as e:
+        raise MergeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,9 +24,10 @@ import pandas as pd
 from evalharness.backends import BACKENDS
 from evalharness.compose import resolve
 from evalharness.data.dataset import spread
-from evalharness.preprocess.errors import StageError
-from evalharness.preprocess.pipeline import Stage
+from evalharness.engine.loop import infer_batched
 from evalharness.engine.plan import RunSpec
+from evalharness.preprocess.errors import StageError
+from evalharness.preprocess.pipeline import Stage, pixels
 
 
 def stage_outputs(stages: tuple[Stage, ...], path: Path) -> list[np.ndarray | str]:
@@ -39,7 +40,7 @@ def stage_outputs(stages: tuple[Stage, ...], path: Path) -> list[np.ndarray | st
         except StageError as e:
             outs.append(f"error: {e.reason}")
             break
-        outs.append(x)
+        outs.append(pixels(x))  # a Frame's pixels: what the next stage and the model see
     return outs
 
 
@@ -99,12 +100,37 @@ def _write_golden(folder: Path, sample_id: str, side: str, spec: RunSpec, outs) 
     np.savez_compressed(folder / f"{name}.{side}.npz", **arrays)
 
 
-def model_outputs(spec: RunSpec, finals: list, cache_dir: str) -> np.ndarray | None:
+def model_outputs(spec: RunSpec, finals: list, cache_dir: str) -> dict[str, list] | None:
+    """Every output of the model for every sample (one at a time where shapes differ)."""
     ok = [x for x in finals if x is not None]
     if not ok or len(ok) != len(finals):
         return None
     session = BACKENDS.get(spec.variant.backend)().load(spec.variant, cache_dir)
-    return session.infer(np.stack(ok))
+    out: dict[str, list] = {}
+    for x in ok:
+        for name, arr in infer_batched(session, x[None], 1).items():
+            out.setdefault(name, []).append(arr[0])
+    return out
+
+
+def compare_outputs(la: dict[str, list], lb: dict[str, list]) -> list[str]:
+    """Per output: max |diff| over samples (and, for (classes,) outputs, top-1 agreement)."""
+    lines = []
+    for (name, xa), xb in zip(la.items(), lb.values(), strict=False):
+        if any(a.shape != b.shape for a, b in zip(xa, xb, strict=True)):
+            lines.append(f"model output {name}: shapes differ between A and B")
+            continue
+        diff = max(
+            float(np.abs(a.astype(np.float64) - b).max()) for a, b in zip(xa, xb, strict=True)
+        )
+        line = f"model output {name}: max |diff| {diff:.4g}"
+        if xa[0].ndim == 1 or (xa[0].ndim == 3 and xa[0].shape[1:] == (1, 1)):
+            agree = np.mean(
+                [a.ravel().argmax() == b.ravel().argmax() for a, b in zip(xa, xb, strict=True)]
+            )
+            line += f", top-1 agreement {agree * 100:.1f}%"
+        lines.append(line)
+    return lines
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
@@ -150,15 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     la = model_outputs(spec_a, finals["a"], str(cfg.cache_dir))
     lb = model_outputs(spec_b, finals["b"], str(cfg.cache_dir))
     if la is not None and lb is not None:
-        agree = (la.argmax(1) == lb.argmax(1)).mean() * 100
-        print(
-            f"model outputs: max |diff| {np.abs(la - lb).max():.4g}, top-1 agreement {agree:.1f}%"
-        )
+        print("\n".join(compare_outputs(la, lb)))
         if args.golden:
-            for s, x, y in zip(samples, la, lb, strict=True):
-                name = s.sample_id.replace("/", "_")
-                np.save(args.golden / f"{name}.a.logits.npy", x)
-                np.save(args.golden / f"{name}.b.logits.npy", y)
+            for side, outs in (("a", la), ("b", lb)):
+                for k, s in enumerate(samples):
+                    name = s.sample_id.replace("/", "_")
+                    arrays = {n: v[k] for n, v in outs.items()}
+                    np.savez_compressed(args.golden / f"{name}.{side}.outputs.npz", **arrays)
     if args.out:
         table.to_csv(args.out, index=False)
     return 0

@@ -25,20 +25,29 @@ import numpy as np
 import pandas as pd
 
 from evalharness.backends import BACKENDS
-from evalharness.backends.export import OUTPUT_NAME, export_onnx
+from evalharness.backends.base import MissingRuntimeError
 from evalharness.compose import resolve
 from evalharness.data.dataset import spread
+from evalharness.engine.loop import infer_batched
 from evalharness.preprocess.pipeline import run_pipeline
 
-# (backend, precision) pairs checked against the reference.
-CANDIDATES = [
-    ("onnxruntime", "fp32"),
-    ("onnxruntime", "fp16"),
-    ("openvino", "fp32"),
-    ("openvino", "fp16"),
-    ("openvino", "bf16"),
-    ("torch", "bf16"),
-]
+# Precisions that need a calibration set or a GPU are checked by their own sweeps, not here.
+SKIP_PRECISIONS = {"int8_ort", "int8_nncf"}
+
+
+def candidates(model, placement: str, device: str = "cpu") -> list[tuple[str, str]]:
+    """(backend, precision) pairs to check: every backend whose declared capabilities run
+    this model's source, placement and device, with its runtime installed; every precision
+    it declares."""
+    out = []
+    for name in BACKENDS.names():
+        caps = BACKENDS.get(name).capabilities
+        if model.source not in caps.sources or placement not in caps.placements:
+            continue
+        if device not in caps.devices or caps.missing(name):
+            continue
+        out += [(name, p) for p in caps.precisions if p not in SKIP_PRECISIONS]
+    return out
 
 
 @dataclass
@@ -65,8 +74,10 @@ def compare(
     atol: float,
     rtol: float,
     variant: str,
-    output: str = OUTPUT_NAME,
+    output: str = "logits",
 ) -> Comparison:
+    ref = ref.reshape(len(ref), -1)
+    out = out.reshape(len(out), -1)
     diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
     rel = diff / np.maximum(np.abs(ref), 1e-12)
     fails = (diff > atol) & (diff > rtol * np.abs(ref))
@@ -100,43 +111,58 @@ def parse_tolerance(values: list[str] | None, default: float) -> dict[str, float
 
 def verify(overrides: list[str], n: int, atol: dict, rtol: dict) -> pd.DataFrame:
     cfg, specs, dataset = resolve(overrides)
-    spec = specs[0]
+    spec = next((s for s in specs if s.is_reference), specs[0])
     samples = spread(dataset.samples, n)
-    x = np.stack([run_pipeline(spec.stages, s.path) for s in samples])
+    frames = [run_pipeline(spec.stages, s.path) for s in samples]
+    if len({f.pixels.shape for f in frames}) > 1:
+        raise ValueError("verify needs one input size: use a fixed-size resize policy")
+    x = np.stack([f.pixels for f in frames])
     ids = [s.sample_id for s in samples]
     cache_dir = str(cfg.cache_dir)
-    ref_backend = "torch" if spec.variant.model.has_torch_module else "onnxruntime"
+    model = spec.variant.model
+    ref_backend = "torch" if model.has_torch_module else spec.variant.backend
     ref_variant = replace(spec.variant, backend=ref_backend, precision="fp32")
-    ref = BACKENDS.get(ref_backend)().load(ref_variant, cache_dir).infer(x)
-    a, r = atol.get(OUTPUT_NAME, atol["*"]), rtol.get(OUTPUT_NAME, rtol["*"])
-    key = _cache_key(spec, ids, a, r)
-    record = Path(export_onnx(spec.variant.model, cache_dir)).with_suffix(f".verified-{key}.json")
+    ref = _outputs(ref_backend, ref_variant, x, cache_dir)
+    key = _cache_key(spec, ids, atol, rtol)
+    record = Path(cache_dir).expanduser() / "verified" / f"{key}.json"
     if record.exists():
         print(f"verified before (cached): {record}", file=sys.stderr)
         return pd.DataFrame(json.loads(record.read_text()))
     rows = []
-    for backend, precision in CANDIDATES:
+    for backend, precision in candidates(model, spec.variant.placement):
         if backend == ref_backend and precision == "fp32":
             continue
         variant = replace(spec.variant, backend=backend, precision=precision)
         try:
             session = BACKENDS.get(backend)().load(variant, cache_dir)
-        except (ValueError, RuntimeError) as e:
+        except (ValueError, RuntimeError, MissingRuntimeError) as e:
             print(f"skip {backend}/{precision}: {e}", file=sys.stderr)
             continue
         label = f"{backend}/{precision}"
-        ran = getattr(session, "effective_precision", precision)
-        if ran != precision:  # say so: a silent fallback would read as a perfect fp16 export
-            label += f" (ran {ran})"
-        rows.append(asdict(compare(ref, session.infer(x), ids, a, r, label)))
+        if session.precision_ran != precision:  # a silent fallback would read as perfect
+            label += f" (ran {session.precision_ran})"
+        out = infer_batched(session, x, 16)
+        # Outputs pair by name, else by position (a converted model may rename them).
+        names = list(ref) if set(ref) <= set(out) else None
+        for k, name in enumerate(ref):
+            mine = out[name] if names else list(out.values())[k]
+            a, r = atol.get(name, atol["*"]), rtol.get(name, rtol["*"])
+            rows.append(asdict(compare(ref[name], mine, ids, a, r, label, name)))
     table = pd.DataFrame(rows)
-    if table.passed.all():
+    if not table.empty and table.passed.all():
+        record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps(rows, indent=1))
     return table
 
 
-def _cache_key(spec, ids: list[str], atol: float, rtol: float) -> str:
-    payload = [spec.variant.model.weights_sha256, spec.config_id, ids, atol, rtol]
+def _outputs(backend: str, variant, x: np.ndarray, cache_dir: str) -> dict[str, np.ndarray]:
+    return infer_batched(BACKENDS.get(backend)().load(variant, cache_dir), x, 16)
+
+
+def _cache_key(spec, ids: list[str], atol: dict, rtol: dict) -> str:
+    from evalharness.provenance import versions
+
+    payload = [spec.variant.model.weights_sha256, spec.config_id, ids, atol, rtol, versions()]
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:12]
 
 

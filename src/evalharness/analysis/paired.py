@@ -23,9 +23,7 @@ def bootstrap_indices(n: int, b: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> np.n
 
 def bootstrap_ci(per_sample: np.ndarray, idx: np.ndarray, level: float = 0.95):
     """Percentile CI of the mean of a per-sample quantity (e.g. correct_B - correct_A)."""
-    means = per_sample[idx].mean(axis=1)
-    a = (1 - level) / 2
-    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+    return percentile_ci(per_sample[idx].mean(axis=1), level)
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -50,32 +48,49 @@ def holm(pvalues) -> np.ndarray:
 
 @dataclass
 class PairResult:
-    acc_a: float
+    acc_a: float  # metric of A (accuracy in points for classification)
     acc_b: float
-    delta: float  # acc_b - acc_a, in points
+    delta: float  # metric(B) - metric(A)
     delta_lo: float
     delta_hi: float
-    right_to_wrong: int  # right under A, wrong under B
-    wrong_to_right: int
-    p_mcnemar: float
+    right_to_wrong: int  # images worse under B (right -> wrong for classification)
+    wrong_to_right: int  # images better under B
+    p_mcnemar: float  # exact two-sided sign test on the discordant images (McNemar)
     flipped: list[str]
 
 
-def compare_pair(a: np.ndarray, b: np.ndarray, sample_ids, idx: np.ndarray) -> PairResult:
-    """a, b: boolean correctness per image, aligned on the same images."""
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    r2w = int((a & ~b).sum())
-    w2r = int((~a & b).sum())
-    lo, hi = bootstrap_ci(b.astype(float) - a.astype(float), idx)
-    flipped = [str(s) for s, x, y in zip(sample_ids, a, b, strict=True) if x != y]
+def percentile_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    a = (1 - level) / 2
+    return float(np.quantile(values, a)), float(np.quantile(values, 1 - a))
+
+
+def compare_values(
+    va: np.ndarray, vb: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, sample_ids
+) -> PairResult:
+    """Any task: va, vb are [point, resample values...] on one shared index matrix, so the
+    interval of the difference is paired; per-image scores give the discordant images."""
+    worse = int((scores_b < scores_a).sum())
+    better = int((scores_b > scores_a).sum())
+    lo, hi = percentile_ci(vb[1:] - va[1:])
+    flipped = [str(s) for s, x, y in zip(sample_ids, scores_a, scores_b, strict=True) if x != y]
     return PairResult(
-        acc_a=a.mean() * 100,
-        acc_b=b.mean() * 100,
-        delta=(b.mean() - a.mean()) * 100,
-        delta_lo=lo * 100,
-        delta_hi=hi * 100,
-        right_to_wrong=r2w,
-        wrong_to_right=w2r,
-        p_mcnemar=mcnemar_exact(r2w, w2r),
+        acc_a=float(va[0]),
+        acc_b=float(vb[0]),
+        delta=float(vb[0] - va[0]),
+        delta_lo=lo,
+        delta_hi=hi,
+        right_to_wrong=worse,
+        wrong_to_right=better,
+        p_mcnemar=mcnemar_exact(worse, better),
         flipped=flipped,
     )
+
+
+def compare_pair(a: np.ndarray, b: np.ndarray, sample_ids, idx: np.ndarray) -> PairResult:
+    """a, b: boolean correctness per image, aligned on the same images (accuracy in points)."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+
+    def values(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([[x.mean()], x[idx].mean(axis=1)]) * 100
+
+    return compare_values(values(a), values(b), a.astype(float), b.astype(float), sample_ids)

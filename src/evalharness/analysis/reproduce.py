@@ -1,13 +1,16 @@
-"""Which configs could have produced a reported accuracy?"""
+"""Which configs could have produced a reported figure?"""
 
 from __future__ import annotations
 
 import pandas as pd
 
 
-def configs_matching(summary: pd.DataFrame, target: float, factors: list[str]) -> pd.DataFrame:
-    """Configs whose Wilson 95% interval contains `target` (points), closest first."""
-    hit = summary[(summary.top1_lo <= target) & (target <= summary.top1_hi)].copy()
-    hit["distance"] = (hit.top1 - target).abs()
-    cols = ["config_id", *factors, "top1", "top1_lo", "top1_hi", "distance"]
+def configs_matching(
+    summary: pd.DataFrame, target: float, factors: list[str], metric: str = "top1"
+) -> pd.DataFrame:
+    """Configs whose 95% interval of `metric` contains `target`, closest first."""
+    lo, hi = summary[f"{metric}_lo"], summary[f"{metric}_hi"]
+    hit = summary[(lo <= target) & (target <= hi)].copy()
+    hit["distance"] = (hit[metric] - target).abs()
+    cols = ["config_id", *factors, metric, f"{metric}_lo", f"{metric}_hi", "distance"]
     return hit.sort_values("distance", kind="stable")[cols].reset_index(drop=True)

@@ -1,76 +1,129 @@
-"""A finished run dir as the analysis sees it: summary rows and a correctness matrix."""
+"""A finished run dir as the analysis sees it: summary rows and per-config image records.
+
+What a record is belongs to the task (classification: top-1 correctness per image; detection:
+COCO match records; text detection: per-image TP/FP/FN). The analysis only asks the task for
+the metric on resamples of images (`value`) and per-image scores (`image_scores`), so the
+same effects, pairs and Shapley code serves every task.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+from omegaconf import OmegaConf
 
-from evalharness.engine.plan import FACTORS
+from evalharness.engine.tables import summary_factors
+from evalharness.tasks.base import Task, get_task
+
+
+def task_of_run(run_dir: Path) -> Task:
+    """The run's task, bound to its model's post-processing settings (from run_config.yaml:
+    no model file is needed to analyse a run)."""
+    cfg = OmegaConf.load(Path(run_dir) / "run_config.yaml")
+    model = cfg.model
+    post = (
+        OmegaConf.to_container(model.postprocess, resolve=True) if model.get("postprocess") else {}
+    )
+    stub = SimpleNamespace(name=str(model.name), postprocess=tuple(sorted(post.items())))
+    return get_task(str(model.get("task", "classification")), stub)
 
 
 @dataclass
 class RunResults:
     summary: pd.DataFrame  # one row per config
-    correct: pd.DataFrame  # config_id x sample_index, bool (top-1 correct)
+    task: Task
+    records: dict[str, Any]  # config_id -> the task's per-image records (sample order)
     sample_ids: list[str]
-    labels: np.ndarray
+    labels: np.ndarray  # classification labels (-1 elsewhere)
+    extra_factors: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, run_dir: Path) -> RunResults:
+    def load(cls, run_dir: Path, dataset=None) -> RunResults:
         run_dir = Path(run_dir)
-        for name in ("summary.csv", "predictions.parquet"):
+        for name in ("summary.csv", "predictions.parquet", "run_config.yaml"):
             if not (run_dir / name).exists():
                 raise FileNotFoundError(f"{run_dir / name} not found: is this a finished run dir?")
-        summary = pd.read_csv(run_dir / "summary.csv", dtype={f: str for f in FACTORS})
-        preds = pd.read_parquet(
-            run_dir / "predictions.parquet",
-            columns=["config_id", "sample_index", "sample_id", "label", "correct1"],
-        )
-        return cls.from_frames(summary, preds)
+        task = task_of_run(run_dir)
+        head = pd.read_csv(run_dir / "summary.csv", nrows=0)
+        factors = summary_factors(head)
+        summary = pd.read_csv(run_dir / "summary.csv", dtype={f: str for f in factors})
+        cols = [n for n in task.schema.names if n != "error"]
+        preds = pq.read_table(run_dir / "predictions.parquet", columns=cols).to_pandas()
+        return cls.from_frames(summary, preds, task, dataset)
 
     @classmethod
-    def from_frames(cls, summary: pd.DataFrame, preds: pd.DataFrame) -> RunResults:
-        correct = preds.pivot(index="config_id", columns="sample_index", values="correct1")
-        first = preds.drop_duplicates("sample_index").set_index("sample_index").loc[correct.columns]
+    def from_frames(cls, summary: pd.DataFrame, preds: pd.DataFrame, task: Task, dataset=None):
+        preds = preds.sort_values(["config_id", "sample_index"], kind="stable")
+        records, ids, labels = {}, None, None
+        for cid, rows in preds.groupby("config_id", sort=False):
+            rows = rows.reset_index(drop=True)
+            records[cid] = task.records(rows, dataset)
+            if ids is None:
+                ids = rows.sample_id.astype(str).tolist()
+                labels = rows.label.to_numpy() if "label" in rows else np.full(len(rows), -1)
+        summary = summary[summary.config_id.isin(records)].reset_index(drop=True)
         return cls(
-            summary,
-            correct.astype(bool),
-            first.sample_id.astype(str).tolist(),
-            first.label.to_numpy(),
+            summary, task, records, ids or [], labels if labels is not None else np.array([])
         )
 
     def merged(self, other: RunResults) -> RunResults:
         """Add configs evaluated elsewhere on the same samples (e.g. on demand)."""
-        if list(other.correct.columns) != list(self.correct.columns):
+        if other.sample_ids != self.sample_ids:
             raise ValueError("cannot merge runs over different samples")
         new = ~other.summary.config_id.isin(self.summary.config_id)
         summary = pd.concat([self.summary, other.summary[new]], ignore_index=True)
-        correct = pd.concat(
-            [self.correct, other.correct.loc[~other.correct.index.isin(self.correct.index)]]
-        )
-        return RunResults(summary, correct, self.sample_ids, self.labels)
+        records = {**other.records, **self.records}
+        return RunResults(summary, self.task, records, self.sample_ids, self.labels)
+
+    @property
+    def metric(self) -> str:
+        return self.task.metric
 
     @property
     def factors(self) -> list[str]:
-        return [f for f in FACTORS if f in self.summary.columns]
+        return summary_factors(self.summary)
 
     def varying_factors(self) -> list[str]:
         return [f for f in self.factors if self.summary[f].nunique() > 1]
 
     def find(self, config: dict[str, str]) -> str | None:
-        """config_id of the row matching every factor in `config`, if the run has one."""
+        """config_id of the row matching every factor in `config`, if the run has one.
+
+        Every factor column (swept settings included) must match: two configs that differ
+        only in a sub-setting (limit_side_len) are never conflated."""
         mask = np.ones(len(self.summary), bool)
-        for f, v in config.items():
-            mask &= (self.summary[f] == v).to_numpy()
+        for f in self.factors:
+            if f in config:
+                mask &= (self.summary[f].astype(str) == str(config[f])).to_numpy()
         ids = self.summary.config_id[mask]
+        return None if ids.empty else str(ids.iloc[0])
+
+    def reference_id(self) -> str | None:
+        if "reference" not in self.summary:
+            return None
+        ids = self.summary.config_id[self.summary.reference.astype(str) == "True"]
         return None if ids.empty else str(ids.iloc[0])
 
     def factors_of(self, config_id: str) -> dict[str, str]:
         row = self.summary.set_index("config_id").loc[config_id]
         return {f: str(row[f]) for f in self.factors}
 
-    def vector(self, config_id: str) -> np.ndarray:
-        return self.correct.loc[config_id].to_numpy(dtype=bool)
+    def values(self, config_id: str, idx: np.ndarray) -> np.ndarray:
+        """[point estimate, metric on each resample of idx]: what every interval is made of."""
+        rec = self.records[config_id]
+        return np.concatenate([[self.task.point(rec)], self.task.value(rec, idx)])
+
+    def scores(self, config_id: str) -> np.ndarray:
+        """Per-image scores (classification: 1/0 correct) for sign tests and flips."""
+        return self.task.image_scores(self.records[config_id])
+
+    @property
+    def correct(self) -> pd.DataFrame:
+        """config_id x image table of per-image scores (top-1 correctness for classification)."""
+        return pd.DataFrame({cid: self.task.image_scores(r) for cid, r in self.records.items()}).T

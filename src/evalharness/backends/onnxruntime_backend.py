@@ -12,7 +12,6 @@ from evalharness.backends.base import (
     as_float32_outputs,
 )
 from evalharness.backends.export import (
-
     export_onnx,
     to_float16,
     with_graph_normalization,
@@ -45,7 +44,9 @@ class OrtSession:
             self.sess = ort.InferenceSession(path, opts, providers=PROVIDERS[variant.device])
         except Exception as e:  # ORT raises its own exception types on a bad model
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            raise ValueError(f"onnxruntime cannot load {path}: {type(e).__name__}: {first}") from None
+            raise ValueError(
+                f"onnxruntime cannot load {path}: {type(e).__name__}: {first}"
+            ) from None
         meta = self.sess.get_inputs()[0]
         shape = tuple(d if isinstance(d, int) else None for d in meta.shape)
         self.input = IOInfo(meta.name, shape)
@@ -78,6 +79,3 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         return {"onnxruntime": ort.__version__}
-
-
-

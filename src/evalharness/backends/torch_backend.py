@@ -66,9 +66,16 @@ class TorchBackend:
         devices=("cpu", "cuda"),
     )
 
+    @staticmethod
+    def refuses(placement: str, precision: str, device: str) -> str | None:
+        if precision == "fp16" and device == "cpu":
+            return "precision 'fp16' on torch needs device=cuda (CPU fp16 kernels are emulated)"
+        return None
+
     def load(self, variant: ModelVariant, cache_dir: str) -> TorchSession:
-        if variant.device == "cpu" and variant.precision == "fp16":
-            raise ValueError("precision 'fp16' on torch needs device=cuda (CPU fp16 is emulated)")
+        why = self.refuses(variant.placement, variant.precision, variant.device)
+        if why:
+            raise ValueError(why)
         if variant.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda': torch sees no CUDA GPU on this machine")
         torch.set_num_threads(variant.threads)

@@ -17,6 +17,7 @@ instead of vanishing from the counts.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections import Counter
@@ -94,12 +95,11 @@ def _check_ids(ds: Dataset) -> None:
             f"dataset '{ds.name}': {len(dup)} sample id(s) occur more than once "
             f"({', '.join(repr(d) for d in dup[:3])}); every sample needs its own id"
         )
-    paths = Counter(str(s.path.resolve(strict=False)) for s in ds.samples)
+    paths = Counter(os.path.normpath(os.path.abspath(s.path)) for s in ds.samples)
     dup = [k for k, n in paths.items() if n > 1]
     if dup:
         raise ValueError(
-            f"dataset '{ds.name}': {len(dup)} file(s) listed more than once "
-            f"({', '.join(dup[:3])})"
+            f"dataset '{ds.name}': {len(dup)} file(s) listed more than once ({', '.join(dup[:3])})"
         )
 
 
@@ -116,9 +116,11 @@ def _hash_and_verify(ds: Dataset, mode: str) -> Dataset:
             and digest != s.expected_sha256
             and s.problem is None
         ):
-            s = Sample(s.index, s.sample_id, s.path, s.label,
-                       f"content changed: SHA-256 {digest[:12]}... is not the manifest's "
-                       f"{s.expected_sha256[:12]}...", s.target, "dataset", s.expected_sha256)  # fmt: skip
+            why = (
+                f"content changed: SHA-256 {digest[:12]}... is not the manifest's "
+                f"{s.expected_sha256[:12]}..."
+            )
+            s = dataclasses.replace(s, problem=why, problem_stage="dataset")
         h.update(f"{s.sample_id}\t{s.label}\t{s.target!r}\t{digest}\n".encode())
         samples.append(s)
     return Dataset(ds.name, samples, ds.classes, h.hexdigest(), ds.task, mode, ds.extra)
@@ -137,9 +139,7 @@ def _limit(cfg: DictConfig) -> int | None:
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(
-            f"dataset.limit must be a positive whole number or null, got {limit!r}"
-        )
+        raise ValueError(f"dataset.limit must be a positive whole number or null, got {limit!r}")
     return limit
 
 

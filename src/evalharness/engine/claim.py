@@ -21,7 +21,16 @@ from evalharness.engine import store
 
 LOCK = ".lock"
 # What a run dir of ours holds; a dir with other things but no plan.json is someone else's.
-OURS = {"plan.json", "configs.csv", "run_config.yaml", "choices.json", "parts", ".hydra", LOCK}
+OURS = {
+    "plan.json",
+    "configs.csv",
+    "run_config.yaml",
+    "choices.json",
+    "factors.json",
+    "parts",
+    ".hydra",
+    LOCK,
+}
 
 
 class PlanMismatchError(RuntimeError):
@@ -71,9 +80,7 @@ def check_plan(run_dir: Path, plan: dict[str, Any]) -> bool:
             )
         return True
     # Hydra writes .hydra/ and <job>.log into the dir before the job starts.
-    foreign = sorted(
-        p.name for p in run_dir.iterdir() if p.name not in OURS and p.suffix != ".log"
-    )
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in OURS and p.suffix != ".log")
     parts = run_dir / "parts"
     if parts.is_dir() and any(parts.iterdir()):
         foreign.append("parts/ (without a plan.json)")

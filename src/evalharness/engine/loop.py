@@ -145,7 +145,7 @@ class ChunkEvaluator:
             return self.memo[prefix]
         if len(prefix) == 1:
             parent: list[Any] = [
-                Failure("label", s.problem) if s.problem else s.path for s in self.samples
+                Failure(s.problem_stage, s.problem) if s.problem else s.path for s in self.samples
             ]
         else:
             parent = self.outputs(prefix[:-1])
@@ -198,8 +198,12 @@ class ChunkEvaluator:
                 records[i] = rec
         self.counters.seconds["infer"] += infer_s
         self.counters.seconds["postprocess"] += post_s
-        standalone = infer_s + post_s + sum(
-            self.prefix_seconds.get(spec.stages[: k + 1], 0.0) for k in range(len(spec.stages))
+        standalone = (
+            infer_s
+            + post_s
+            + sum(
+                self.prefix_seconds.get(spec.stages[: k + 1], 0.0) for k in range(len(spec.stages))
+            )
         )
         return self._rows(spec, final, records), standalone
 

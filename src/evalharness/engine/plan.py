@@ -109,6 +109,11 @@ def check_capabilities(
     for ok, why in checks:
         if not ok:
             return why
+    backend_cls = BACKENDS.get(backend)
+    rule = getattr(backend_cls, "refuses", None)  # combinations a flat table cannot say
+    why = rule(placement=placement, precision=precision, device=device) if rule else None
+    if why:
+        return why
     missing = caps.missing(backend)
     if missing:
         return missing
@@ -299,9 +304,7 @@ def assignments(factors: dict, base: dict[str, str], mode: str):
 
 
 def _options_for(choices, factors, base_options, settings) -> dict[str, DictConfig]:
-    options = {
-        f: load_option(f, choices[f]) if f in factors else base_options[f] for f in FACTORS
-    }
+    options = {f: load_option(f, choices[f]) if f in factors else base_options[f] for f in FACTORS}
     for key, value in settings.items():
         group, name = key.split(".", 1)
         opt = OmegaConf.create(OmegaConf.to_container(options[group]))

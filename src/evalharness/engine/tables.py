@@ -97,7 +97,9 @@ def finalize(
             "precision_ran",
             summary.config_id.map(lambda c: ran.get(c, {}).get("precision_ran")),
         )
-        summary["notes"] = summary.config_id.map(lambda c: "; ".join(ran.get(c, {}).get("notes", [])))
+        summary["notes"] = summary.config_id.map(
+            lambda c: "; ".join(ran.get(c, {}).get("notes", []))
+        )
     for k, v in library_versions.items():
         summary[f"v_{k}"] = v
     summary["dataset_hash"] = dataset_hash[:16]

@@ -153,7 +153,9 @@ class ModelSpec:
             }
         outputs = OmegaConf.to_container(cfg.outputs, resolve=True) if cfg.get("outputs") else {}
         n_classes = cfg.get("num_classes")
-        post = OmegaConf.to_container(cfg.postprocess, resolve=True) if cfg.get("postprocess") else {}
+        post = (
+            OmegaConf.to_container(cfg.postprocess, resolve=True) if cfg.get("postprocess") else {}
+        )
         post = tuple(sorted((str(k), _frozen(v)) for k, v in post.items()))
         return cls(
             name=cfg.name,

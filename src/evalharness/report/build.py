@@ -50,12 +50,14 @@ def choose_b(res: RunResults, a_cfg: dict[str, str], b_over: dict[str, str]) -> 
     """B as asked; else the worst config of the run (the gap most worth explaining)."""
     if b_over:
         return {**a_cfg, **b_over}
-    worst = res.summary.sort_values("top1", kind="stable").iloc[0]
+    worst = res.summary.sort_values(res.metric, kind="stable").iloc[0]
     return {f: str(worst[f]) for f in res.factors}
 
 
 def gallery(run_dir: Path, res: RunResults, a_cfg, b_cfg, flipped: list[str], dataset, limit=12):
     """Both configs' model inputs (after resize and colour) for images whose prediction flips."""
+    if res.task.name != "classification":
+        return []  # galleries of boxes and polygons: see report/boxes.py (not yet for this task)
     preds = pd.read_parquet(
         run_dir / "predictions.parquet", columns=["config_id", "sample_id", "label", "pred"]
     )
@@ -81,25 +83,22 @@ def _model_view(spec, path) -> object:
     x = path
     for stage in spec.stages[:3]:  # decode, resize, colour: the pixels the model is given
         x = stage(x)
-    return x
+    return x.pixels
 
 
 def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: int = 1000) -> Path:
     run_dir = Path(run_dir)
-    res = RunResults.load(run_dir)
+    dataset = run_dataset(run_dir)
+    res = RunResults.load(run_dir, dataset)
     a_cfg = reference_config(run_dir, res)
     b_cfg = choose_b(res, a_cfg, b_over or {})
     missing = [c for c in all_coalition_configs(a_cfg, b_cfg) if res.find(c) is None]
     b_arg = {f: v for f, v in b_cfg.items() if v != a_cfg[f]}
     attribute = len(missing) <= MAX_ON_DEMAND and b_arg
     out = explain(run_dir, {}, b_arg if attribute else {}, None, n_boot)
-    res = RunResults.load(run_dir)
-    if (run_dir / "explain" / "ondemand").exists():
-        for sub in (run_dir / "explain" / "ondemand").iterdir():
-            res = res.merged(RunResults.load(sub))
+    res = out["results"]  # the run plus any config evaluated on demand
     t = out["tables"]
     summary = res.summary
-    dataset = run_dataset(run_dir)
     sections_html, sections_md = [], []
     assets = run_dir / "report_assets"
     assets.mkdir(exist_ok=True)
@@ -116,10 +115,12 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
         )
 
     varying = res.varying_factors()
-    cols = [*varying, "n", "n_errors", "top1", "top1_lo", "top1_hi", "top5"]
-    table = summary.sort_values("top1", ascending=False, kind="stable")[cols]
+    m = res.metric
+    cols = [*varying, "n", "n_errors", *res.task.metric_columns, "agree_ref"]
+    table = summary.sort_values(m, ascending=False, kind="stable")[cols]
     add(
-        "Summary (top-1 with Wilson 95% CI)",
+        f"Summary ({m} with its 95% CI; agree_ref: share of images whose outcome equals "
+        "the reference's)",
         _fmt_table(table).to_html(index=False),
         _markdown(table),
     )
@@ -129,15 +130,16 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
             for r in t["attribution"].itertuples()
             if r.factor != "residual"
         ]
-        a_acc = float(summary.set_index("config_id").top1[res.find(a_cfg)])
+        a_acc = float(summary.set_index("config_id")[m][res.find(a_cfg)])
         b_label = " ".join(f"{k}={v}" for k, v in b_arg.items())
-        h, m = figure("waterfall.png", plots.waterfall(a_acc, terms, b_label), "waterfall")
+        png = plots.waterfall(a_acc, terms, b_label, m)
+        h, md = figure("waterfall.png", png, "waterfall")
         verdict = html.escape(out["verdict"])
         add(
             "Why A and B differ: Shapley attribution",
             f'<p class="verdict">{verdict}</p>{h}'
             + _fmt_table(t["attribution"]).to_html(index=False),
-            f"> {out['verdict']}\n\n{m}\n\n{_markdown(t['attribution'])}",
+            f"> {out['verdict']}\n\n{md}\n\n{_markdown(t['attribution'])}",
         )
     elif b_arg:
         add(
@@ -147,19 +149,19 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
             "skipped",
         )
     if not t["effects"].empty:
-        h, m = figure("effects.png", plots.main_effect_bars(t["effects"]), "main effects")
+        h, md = figure("effects.png", plots.main_effect_bars(t["effects"], m), "main effects")
         add(
             "Main effects",
             h + _fmt_table(t["variance"]).to_html(index=False),
-            m + "\n\n" + _markdown(t["variance"]),
+            md + "\n\n" + _markdown(t["variance"]),
         )
     heat_html, heat_md = [], []
-    for k, (title, png) in enumerate(plots.heatmaps(summary, varying)):
-        h, m = figure(f"heatmap_{k}.png", png, title)
+    for k, (title, png) in enumerate(plots.heatmaps(summary, varying, m)):
+        h, md = figure(f"heatmap_{k}.png", png, title)
         heat_html.append(h)
-        heat_md.append(m)
+        heat_md.append(md)
     if heat_html:
-        add("Accuracy over pairs of factors", "".join(heat_html), "\n".join(heat_md))
+        add(f"{m} over pairs of factors", "".join(heat_html), "\n".join(heat_md))
     pairs = t["pairs"]
     b_id = res.find(b_cfg)
     if b_arg and b_id is not None and b_id in set(pairs.config_id):
@@ -168,12 +170,12 @@ def write_report(run_dir: Path, b_over: dict[str, str] | None = None, n_boot: in
         items = gallery(run_dir, res, a_cfg, b_cfg, flipped, dataset) if dataset else []
         cards_html, cards_md = [], []
         for k, (sid, label, png) in enumerate(items):
-            h, m = figure(f"flip_{k}.png", png, f"sample {sid}")
+            h, md = figure(f"flip_{k}.png", png, f"sample {sid}")
             cards_html.append(
                 f"<figure>{h}<figcaption>{html.escape(sid)}: label "
                 f"{html.escape(label)}</figcaption></figure>"
             )
-            cards_md.append(f"{m} {sid} (label {label})")
+            cards_md.append(f"{md} {sid} (label {label})")
         add(
             f"Images whose prediction flips between A and B ({len(flipped)} in all)",
             f'<div class="gallery">{"".join(cards_html)}</div>',

@@ -22,11 +22,14 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def heatmaps(summary: pd.DataFrame, factors: list[str], limit: int = 6) -> list[tuple[str, bytes]]:
-    """Mean top-1 over every pair of varying factors (the first `limit` pairs)."""
+def heatmaps(
+    summary: pd.DataFrame, factors: list[str], metric: str = "top1", limit: int = 6
+) -> list[tuple[str, bytes]]:
+    """Mean metric over every pair of varying factors (the first `limit` pairs)."""
     out = []
+    fmt = "{:.1f}" if metric == "top1" else "{:.3f}"
     for f1, f2 in list(itertools.combinations(factors, 2))[:limit]:
-        t = interaction_table(summary, f1, f2)
+        t = interaction_table(summary, f1, f2, metric)
         fig, ax = plt.subplots(figsize=(1.2 + 1.1 * t.shape[1], 0.8 + 0.5 * t.shape[0]))
         im = ax.imshow(t.to_numpy(), cmap="viridis", aspect="auto")
         ax.set_xticks(range(t.shape[1]), t.columns, rotation=30, ha="right")
@@ -34,28 +37,31 @@ def heatmaps(summary: pd.DataFrame, factors: list[str], limit: int = 6) -> list[
         ax.set_xlabel(f2)
         ax.set_ylabel(f1)
         for (i, j), v in np.ndenumerate(t.to_numpy()):
-            ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w", fontsize=8)
-        fig.colorbar(im, ax=ax, label="top-1 %")
+            ax.text(j, i, fmt.format(v), ha="center", va="center", color="w", fontsize=8)
+        fig.colorbar(im, ax=ax, label=metric)
         out.append((f"{f1} x {f2}", _png(fig)))
     return out
 
 
-def main_effect_bars(effects: pd.DataFrame) -> bytes:
+def main_effect_bars(effects: pd.DataFrame, metric: str = "top1") -> bytes:
     labels = [f"{r.factor}={r.level}" for r in effects.itertuples()]
     y = np.arange(len(effects))
+    v, lo, hi = effects[metric], effects[f"{metric}_lo"], effects[f"{metric}_hi"]
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.28 * len(effects)))
-    err = [effects.top1 - effects.top1_lo, effects.top1_hi - effects.top1]
-    ax.barh(y, effects.top1, xerr=err, color="#4c78a8", capsize=2)
+    ax.barh(y, v, xerr=[v - lo, hi - v], color="#4c78a8", capsize=2)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("mean top-1 % over the configs at that level (95% CI)")
-    lo = max(0.0, float(effects.top1_lo.min()) - 5)
-    ax.set_xlim(lo, 100)
+    ax.set_xlabel(f"mean {metric} over the configs at that level (95% CI)")
+    top = 100.0 if metric == "top1" else float(hi.max()) * 1.05
+    margin = 5.0 if metric == "top1" else (top - float(lo.min())) * 0.2
+    ax.set_xlim(max(0.0, float(lo.min()) - margin), top)
     return _png(fig)
 
 
-def waterfall(a_acc: float, terms: list[tuple[str, float, float, float]], b_label: str) -> bytes:
-    """acc(A), then each factor's Shapley term with its CI, ending at acc(B)."""
+def waterfall(
+    a_acc: float, terms: list[tuple[str, float, float, float]], b_label: str, metric: str = "top1"
+) -> bytes:
+    """metric(A), then each factor's Shapley term with its CI, ending at metric(B)."""
     fig, ax = plt.subplots(figsize=(1.8 + 1.2 * len(terms), 3.8))
     level = a_acc
     ax.bar(0, a_acc, color="#999999")
@@ -67,8 +73,10 @@ def waterfall(a_acc: float, terms: list[tuple[str, float, float, float]], b_labe
     ax.bar(len(terms) + 1, level, color="#999999")
     ax.set_xticks(range(len(terms) + 2), ["A", *[t[0] for t in terms], f"B\n{b_label}"],
                   fontsize=8)  # fmt: skip
-    ax.set_ylabel("top-1 %")
-    ax.set_ylim(max(0.0, min(level, a_acc) - 10), min(100.0, max(level, a_acc) + 5))
+    ax.set_ylabel(metric)
+    span = max(abs(level - a_acc), 1e-9)
+    top = 100.0 if metric == "top1" else max(level, a_acc) + span
+    ax.set_ylim(max(0.0, min(level, a_acc) - 2 * span), min(top, max(level, a_acc) + span))
     return _png(fig)
 
 

@@ -44,6 +44,8 @@ class Task(ABC):
     roles: tuple[str, ...]
     metric: str  # the headline summary column ("top1", "mAP", "hmean")
     metric_columns: tuple[str, ...]  # every metric column summarize() returns
+    unit: str = "points"  # what metric differences are in ("points" of accuracy, "mAP", ...)
+    number_format: str = "{:+.1f}"  # how a difference in that unit is printed
     # Names of the per-image paired counts in pairs/compare tables: (worse, better).
     flip_names: tuple[str, str] = ("images_worse", "images_better")
     task_schema: list[tuple[str, pa.DataType]] = []
@@ -57,10 +59,12 @@ class Task(ABC):
         type, thresholds, NMS IoU...); tasks without settings return themselves."""
         return self
 
-    def check_dataset(self, dataset: Any, model: Any) -> None:
+    def check_dataset(self, dataset: Any, model: Any) -> None:  # noqa: B027 (optional hook)
         """Refuse a model/dataset pair that cannot be scored, before any sample is read."""
 
-    def check_outputs(self, outputs: dict[str, np.ndarray], model: Any, dataset: Any) -> None:
+    def check_outputs(  # noqa: B027 (an optional hook)
+        self, outputs: dict[str, np.ndarray], model: Any, dataset: Any
+    ) -> None:
         """Checked on a probe inference: a wrong output shape fails before any sample."""
 
     def read_outputs(self, outputs: dict[str, np.ndarray], model: Any) -> dict[str, np.ndarray]:

@@ -11,11 +11,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evalharness.preprocess.decode import DecoderCaps, DecodeSpec, composite, register_decoder, to_uint8
+from evalharness.preprocess.decode import (
+    DecoderCaps,
+    DecodeSpec,
+    composite,
+    register_decoder,
+    to_uint8,
+)
 from evalharness.preprocess.errors import StageError
 
 CAPS = DecoderCaps(reduce=(1, 2, 4, 8), reduce_with_alpha=False)
-_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+_REDUCED = {
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
 
 
 @register_decoder("opencv", CAPS, lambda: cv2.__version__)

@@ -8,7 +8,13 @@ import numpy as np
 import PIL
 from PIL import Image, ImageOps
 
-from evalharness.preprocess.decode import DecoderCaps, DecodeSpec, composite, register_decoder, to_uint8
+from evalharness.preprocess.decode import (
+    DecoderCaps,
+    DecodeSpec,
+    composite,
+    register_decoder,
+    to_uint8,
+)
 
 CAPS = DecoderCaps(reduce=(1, 2, 4, 8), reduce_with_alpha=True)
 

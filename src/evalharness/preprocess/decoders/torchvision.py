@@ -8,7 +8,13 @@ import numpy as np
 import torchvision
 import torchvision.io as tvio
 
-from evalharness.preprocess.decode import DecoderCaps, DecodeSpec, composite, register_decoder, to_uint8
+from evalharness.preprocess.decode import (
+    DecoderCaps,
+    DecodeSpec,
+    composite,
+    register_decoder,
+    to_uint8,
+)
 from evalharness.preprocess.errors import StageError
 
 # decode_image reads JPEG, PNG, GIF, WebP (and AVIF/HEIC where built); not BMP or TIFF.
