@@ -237,11 +237,13 @@ def rapidocr_detect(prob: np.ndarray, src_hw: tuple[int, int], p: DBParams) -> n
 
 
 @pytest.mark.parametrize("src_hw", [(96, 160), (48, 80), (150, 230)])
-def test_db_matches_rapidocr_on_a_synthetic_map(src_hw):
+@pytest.mark.parametrize(
+    "p", [DBParams(), DBParams(score_mode="slow"), DBParams(use_dilation=False, unclip_ratio=2.0)]
+)
+def test_db_matches_rapidocr_on_a_synthetic_map(src_hw, p):
     from evalharness.preprocess.geometry import Geometry
 
     prob = _synthetic_map()  # the model's map of an image of src_hw, resized to 96 x 160
-    p = DBParams()
     ours = detect(prob, Geometry.identity(src_hw).then_resize(prob.shape), p)
     ref = rapidocr_detect(prob, src_hw, p)
     assert len(ours) == len(ref) == 2
