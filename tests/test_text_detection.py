@@ -294,9 +294,14 @@ def test_limit_policy_geometry_round_trip(crop, limit, hw):
 
 
 def test_limit_max_rounding_to_zero_is_an_error_row():
+    # 10 x 2000 under limit_max 960: 10 * 0.48 = 4 px, rounds to 0 rows. rapidocr's
+    # DetPreProcess returns None there (no detections); here it is an error row that says so.
     spec = ResizeSpec("opencv", "bilinear", None, crop="limit_max", limit_side_len=960)
+    img = np.zeros((10, 2000, 3), np.uint8)
     with pytest.raises(StageError, match="a side of 0 px"):
-        resize(np.zeros((10, 2000, 3), np.uint8), spec)
+        resize(img, spec)
+    utils = pytest.importorskip("rapidocr_onnxruntime.ch_ppocr_det.utils")
+    assert utils.DetPreProcess(960, "max").resize(img) is None
 
 
 # ---------------------------------------------------------------- the ICDAR 2015 loader
@@ -327,3 +332,18 @@ def test_gt_parsing_bom_commas_and_dont_care(tmp_path):
     assert ds.samples[1].target == TextTarget((), ()) and ds.samples[1].problem is None
     assert "gt_img_10.txt line 1" in ds.samples[2].problem
     assert parse_gt("1,2,3,4,5,6,7,8,x,y", "f").dont_care == (False,)
+
+
+@pytest.mark.parametrize("limit_type", ["min", "max"])
+@pytest.mark.parametrize("limit", [736, 960])
+@pytest.mark.parametrize("hw", [(720, 1280), (301, 457), (1000, 999), (100, 300)])
+def test_limit_policy_is_rapidocrs_resize_bit_for_bit(limit_type, limit, hw):
+    utils = pytest.importorskip(
+        "rapidocr_onnxruntime.ch_ppocr_det.utils",
+        reason="pip install --no-deps rapidocr-onnxruntime==1.4.4",
+    )
+    img = np.random.default_rng(sum(hw)).integers(0, 256, size=(*hw, 3), dtype=np.uint8)
+    ref = utils.DetPreProcess(limit, limit_type).resize(img)
+    spec = ResizeSpec("opencv", "bilinear", None, antialias=False, crop=f"limit_{limit_type}",
+                      limit_side_len=limit)  # fmt: skip
+    np.testing.assert_array_equal(resize(img, spec).pixels, ref)
