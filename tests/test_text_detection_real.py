@@ -1,8 +1,9 @@
 """PP-OCR det on ICDAR 2015 (../shared/data/README.md), reproduced through the harness on a
 subset fast enough for CI: the first 50 test images (img_1..img_50, 222 care words).
 
-On the full 500 images the same code gives PP-OCRv6 small hmean 39.6 (limit 736/min) and
-36.2 (960/max) against the README's 0.395 and 0.360 (the issue report has every figure).
+On the full 500 images the same code gives PP-OCRv6 small P 47.26, R 33.99, hmean 39.54
+(limit 736/min) and P 45.70, R 29.66, hmean 35.97 (960/max), against the README's 0.473 /
+0.340 / 0.395 and 0.457 / 0.297 / 0.360 (`python -m evalharness +case=paddle_limit`).
 On this subset, measured with rapidocr-onnxruntime's own DetPreProcess + DBPostProcess +
 filter_tag_det_res and the protocol's loops, outside the harness (identical polygons on all
 50 images):
