@@ -168,3 +168,22 @@ def test_a_plan_over_1000_configs_warns_with_a_probed_estimate(run_app, capsys, 
     line = next(ln for ln in err.splitlines() if ln.startswith("warning:"))
     assert "24 configs x 40 samples = 960 evaluations; about" in line
     assert "expected from a 2-sample probe" in line
+
+
+def test_a_chunk_too_big_for_the_memory_budget_is_cut_smaller(run_app, caplog):
+    """Demo tensors are 64 x 64 x 3 float32 (49 KB, twice that with outputs): a 400 KB
+    budget holds 4 samples a chunk; the plan records the fitted size, so a resume agrees."""
+    overrides = ["dataset.limit=10", "chunk_size=64", "memory_budget=400000"]
+    with caplog.at_level("WARNING", logger="evalharness"):
+        summary, out = run_app(overrides)
+    assert "chunk_size 64 -> 4" in caplog.text
+    assert json.loads((out / "plan.json").read_text())["chunk_size"] == 4
+    assert (summary.n == 10).all()
+    again, _ = run_app(overrides, out)  # same plan: nothing to redo, no mismatch
+    pd.testing.assert_frame_equal(summary, again)
+
+
+def test_a_sample_over_the_memory_budget_is_refused_before_the_run_dir(run_app, tmp_path):
+    with pytest.raises(ValueError, match="one sample's host tensors need about .* raise"):
+        run_app(["dataset.limit=4", "memory_budget=1000"], tmp_path / "never")
+    assert not (tmp_path / "never").exists()

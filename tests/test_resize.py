@@ -78,7 +78,7 @@ def test_unknown_interpolation_names_the_valid_ones():
         (300, 400, 960, True, (288, 384)),  # only rounded; Python rounds 12.5 to 12 (as Paddle)
         (300, 400, 736, False, (736, 992)),  # short side 300 < 736: ratio 2.453 -> 981 -> 992
         (1000, 2000, 736, False, (992, 1984)),  # short side large enough: only rounded
-        (10, 10, 960, True, (32, 32)),  # never below one multiple
+        (10, 10, 960, True, (0, 0)),  # rounds to 0 as in rapidocr; resize() refuses it
     ],
 )
 def test_limit_policies_follow_paddleocr(h, w, limit, is_max, expected):

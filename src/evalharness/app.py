@@ -18,7 +18,7 @@ from evalharness.analysis.findings import write_findings
 from evalharness.backends.base import MissingRuntimeError
 from evalharness.data.dataset import Dataset, load_dataset
 from evalharness.engine.claim import PlanMismatchError, RunDirBusyError, claim
-from evalharness.engine.loop import plan_record, run_sweep
+from evalharness.engine.loop import fit_chunk, plan_record, run_sweep
 from evalharness.engine.options import SweepOptions, positive_int, resolve_workers, shard_chunks
 from evalharness.engine.plan import (
     FACTORS,
@@ -184,6 +184,7 @@ def prepare(cfg: DictConfig, choices: dict[str, str], explicit: set[str] | None 
     if any(s.variant.option("calibrate") for s in specs) or cfg.calibration.get("held_out"):
         calib, dataset, key = calibration_set(cfg, dataset)
         specs = expand(cfg, choices, model, calibration_key=key)
+    opts = fit_chunk(specs, opts)
     return choices, model, dataset, task, specs, opts, calib
 
 

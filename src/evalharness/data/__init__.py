@@ -5,4 +5,4 @@ from __future__ import annotations
 
 def register_all() -> None:
     """Import every loader module (each registers its kinds); cheap after the first call."""
-    from evalharness.data import classification, detection, filename_labels  # noqa: F401
+    from evalharness.data import classification, detection, filename_labels, icdar  # noqa: F401

@@ -29,7 +29,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +140,14 @@ class StageProgress:
 
 
 def tensor_bytes(spec: RunSpec) -> int:
-    """Host tensor bytes per sample, estimated from the model input (raw pixels for ov_ppp)."""
+    """Host tensor bytes per sample, estimated from the model input (raw pixels for ov_ppp);
+    a limit_* policy bounds it by its side length (limit_min's long side taken as twice)."""
     h, w = spec.variant.model.input_hw or (1024, 1024)
+    for stage in spec.stages:
+        resize = getattr(stage, "spec", None)
+        if stage.kind == "resize" and getattr(resize, "crop", "").startswith("limit"):
+            side = resize.limit_side_len or max(h, w)
+            h, w = side, side * (2 if resize.crop == "limit_min" else 1)
     return h * w * 3 * (1 if spec.variant.placement == "ov_ppp" else 4)
 
 
@@ -159,15 +165,26 @@ def pipeline_groups(pipes: list[Pipeline], n_samples: int, budget: int) -> list[
     return groups
 
 
-def check_budget(specs: list[RunSpec], opts: SweepOptions) -> None:
-    """Refuse up front a plan whose smallest unit of work cannot fit the memory budget."""
-    worst = max(tensor_bytes(s) for s in specs) * opts.chunk_size * 2  # tensors + outputs
-    if worst > opts.memory_budget:
+def fit_chunk(specs: list[RunSpec], opts: SweepOptions) -> SweepOptions:
+    """The options with chunk_size lowered until one pipeline's host tensors for a chunk
+    (and as much again for outputs) fit memory_budget; refused in one line when even one
+    sample does not. Called before the run dir is claimed: the plan records the fitted size,
+    so a resumed or sharded run cuts the same chunks."""
+    per_sample = max(tensor_bytes(s) for s in specs) * 2  # tensors + outputs
+    fits = opts.memory_budget // per_sample
+    if fits < 1:
         raise ValueError(
-            f"one pipeline's host tensors for a chunk of {opts.chunk_size} need about "
-            f"{_mb(worst)}, over memory_budget={_mb(opts.memory_budget)}: lower chunk_size "
-            f"or raise memory_budget (at least memory_budget={int(worst) + 1})"
+            f"one sample's host tensors need about {_mb(per_sample)}, over memory_budget="
+            f"{_mb(opts.memory_budget)}: raise memory_budget (at least "
+            f"memory_budget={per_sample})"
         )
+    if fits >= opts.chunk_size:
+        return opts
+    log.warning(
+        "chunk_size %d -> %d: a chunk of these inputs (about %s each) must fit memory_budget=%s",
+        opts.chunk_size, fits, _mb(per_sample / 2), _mb(opts.memory_budget),
+    )  # fmt: skip
+    return replace(opts, chunk_size=int(fits))
 
 
 def _mb(n: float) -> str:
@@ -332,7 +349,6 @@ def run_sweep(
     counters = Counters()
     t_start = time.perf_counter()
     cpu_start = os.times()
-    check_budget(specs, opts)
     pipes = pipelines_of(specs)
     if todo:
         t0 = time.perf_counter()

@@ -14,10 +14,13 @@ so that a change of library changes only the filter, never the framing:
              than a square letterbox, and the model sees a non-square input.
 - squash_crop: resize both sides to floor(size / crop_pct), then centre-crop (timm's
              "squash" mode): distorts like squash, loses borders like center.
-- limit_max / limit_min: PaddleOCR's DetResizeForTest (`limit_type` max / min): scale so the
-             long side is at most / the short side at least `limit_side_len` (never the other
-             way), round each side to a multiple of `multiple`. With a fixed model size the
-             result is then centre-cropped or padded to it; a model that takes any size
+- limit_max / limit_min: PaddleOCR's DetResizeForTest (`limit_type` max / min), with the
+             arithmetic of rapidocr's DetPreProcess.resize: ratio = limit_side_len / the long
+             (short) side when it is above (below) the limit, else 1; each side int(side *
+             ratio), then round(side / multiple) * multiple with Python's round (half to
+             even). The rounded size is not raised to one multiple: a side that rounds to 0
+             is an error row, where rapidocr returns no detections. With a fixed model size
+             the result is then centre-cropped or padded to it; a model that takes any size
              (card input_size: null) gets the rounded image as it is.
 The short-side rule follows torchvision's Resize(int): long = int(size * long / short).
 
@@ -43,6 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evalharness.preprocess.errors import StageError
 from evalharness.preprocess.geometry import Frame, Geometry
 from evalharness.registry import Registry, unknown_choice_message
 
@@ -180,15 +184,14 @@ def resized_hw(h: int, w: int, spec: ResizeSpec) -> tuple[int, int]:
 
 
 def limited_hw(h: int, w: int, limit: int, is_max: bool, multiple: int) -> tuple[int, int]:
-    """PaddleOCR DetResizeForTest (type 0): limit one side, round both to `multiple`."""
+    """PaddleOCR DetResizeForTest (type 0) as rapidocr computes it: limit one side, round
+    both to `multiple` (a side may round to 0: the caller refuses that image)."""
     if is_max:
-        ratio = limit / max(h, w) if max(h, w) > limit else 1.0
+        ratio = float(limit) / max(h, w) if max(h, w) > limit else 1.0
     else:
-        ratio = limit / min(h, w) if min(h, w) < limit else 1.0
+        ratio = float(limit) / min(h, w) if min(h, w) < limit else 1.0
     rh, rw = int(h * ratio), int(w * ratio)
-    return max(round(rh / multiple) * multiple, multiple), max(
-        round(rw / multiple) * multiple, multiple
-    )
+    return int(round(rh / multiple) * multiple), int(round(rw / multiple) * multiple)
 
 
 def _shift(n: int, out: int, anchor: str) -> int:
@@ -231,6 +234,10 @@ def resize(arr: np.ndarray, spec: ResizeSpec) -> Frame:
     if RESIZERS.get(spec.library).in_model:
         return frame_for_model(frame, spec)
     h, w = resized_hw(*src_hw, spec)
+    if h < 1 or w < 1:  # a limit policy rounded a side to 0 (rapidocr: no detections)
+        raise StageError(
+            "resize", f"{spec.crop} rounds {src_hw[0]}x{src_hw[1]} to {h}x{w} (a side of 0 px)"
+        )
     if spec.swap_hw:  # the bug: (h, w) handed to an API that reads (w, h)
         h, w = w, h
     out = RESIZERS.get(spec.library).fn(arr, h, w, spec)
