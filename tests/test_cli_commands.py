@@ -126,3 +126,20 @@ def test_the_module_entry_points_keep_working(module, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         runpy.run_module(module, run_name="__main__")
     assert e.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "module,args,message",
+    [
+        ("evalharness.parity", ["--a", "decoder=nope", "--n", "2"], "unknown decoder 'nope'"),
+        ("evalharness.verify", ["backend=nope"], "unknown backend 'nope'"),
+        ("evalharness.report", ["/no/such/run"], "/no/such/run"),
+        ("evalharness.explain", ["/no/such/run"], "/no/such/run"),
+    ],
+)
+def test_python_dash_m_of_a_command_is_one_line_too(module, args, message):
+    """`python -m evalharness.parity` (the older spelling) handles mistakes as the CLI does."""
+    r = run("-m", module, *args)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr

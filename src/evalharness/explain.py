@@ -285,5 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m evalharness.explain: one line for a user's mistake
+    from evalharness.cli import run_command
+
+    sys.exit(run_command("explain", sys.argv[1:]))

@@ -178,5 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m evalharness.merge: one line for a user's mistake
+    from evalharness.cli import run_command
+
+    sys.exit(run_command("merge", sys.argv[1:]))

@@ -212,5 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if fp32.passed.all() else 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m evalharness.verify: one line for a user's mistake
+    from evalharness.cli import run_command
+
+    sys.exit(run_command("verify", sys.argv[1:]))

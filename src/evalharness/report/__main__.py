@@ -1,5 +1,7 @@
+"""python -m evalharness.report RUN_DIR: the same as `evalharness report RUN_DIR`."""
+
 import sys
 
-from evalharness.report.build import main
+from evalharness.cli import run_command
 
-sys.exit(main())
+sys.exit(run_command("report", sys.argv[1:]))
