@@ -93,3 +93,14 @@ def test_unknown_kind_and_missing_manifest_are_one_line(tmp_path):
         load_dataset(_cfg(kind="zip", root=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="manifest not found"):
         load_dataset(_cfg(kind="manifest", root=str(tmp_path), manifest="m.csv"))
+
+
+def test_limit_takes_the_first_images_or_spreads_them_over_the_classes(tmp_path):
+    for cls in ["a", "b", "c"]:
+        (tmp_path / cls).mkdir()
+        for i in range(4):
+            (tmp_path / cls / f"{i}.jpg").write_bytes(b"")
+    first = load_dataset(_cfg(kind="folder", root=str(tmp_path), limit=3))
+    assert [s.sample_id for s in first.samples] == ["a/0.jpg", "a/1.jpg", "a/2.jpg"]
+    spread = load_dataset(_cfg(kind="folder", root=str(tmp_path), limit=3, limit_spread=True))
+    assert [s.sample_id for s in spread.samples] == ["a/0.jpg", "b/0.jpg", "c/0.jpg"]

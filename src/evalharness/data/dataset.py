@@ -154,7 +154,10 @@ def load_dataset(cfg: DictConfig) -> Dataset:
     limit = _limit(cfg)
     ds = LOADERS.get(kind)(cfg)
     if limit:
-        ds = Dataset(ds.name, ds.samples[:limit], ds.classes, "", ds.task, mode, ds.extra)
+        # limit_spread: evenly spaced instead of the first `limit` (every class of a
+        # class-sorted folder set, as the real-data tests use their subsets)
+        picked = spread(ds.samples, limit) if cfg.get("limit_spread") else ds.samples[:limit]
+        ds = Dataset(ds.name, picked, ds.classes, "", ds.task, mode, ds.extra)
     if not ds.samples:
         raise ValueError(f"dataset '{ds.name}' has no samples (root {cfg.get('root')})")
     _check_ids(ds)
