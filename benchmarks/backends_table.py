@@ -127,7 +127,8 @@ def case(model: str, dataset: str, backends: list[str], limit: int | None) -> pd
     print(f"\n## {model} on {dataset} ({len(ds)} images; sweep wall {wall:.0f} s)")
     cols = ["backend", "precision", "precision_ran", "top1", "top5", "agree_ref",
             "max_abs_diff", "images_per_s"]  # fmt: skip
-    print(table[cols].to_markdown(index=False, floatfmt=".3g"))
+    fmt = ("", "", "", ".2f", ".2f", ".2f", ".2g", ".0f")
+    print(table[cols].to_markdown(index=False, floatfmt=fmt))
     return table
 
 

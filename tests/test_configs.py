@@ -52,12 +52,24 @@ def _backend_for(group: str, name: str) -> list[str]:
     raise AssertionError(f"no backend declares {group} '{name}'")
 
 
+def _device_absent(group: str, name: str, overrides: list[str]) -> str | None:
+    if group != "device" or name == "cpu":
+        return None
+    backend = next((o.split("=")[1] for o in overrides if o.startswith("backend=")), "torch")
+    return BACKENDS.get(backend).device_missing(name)
+
+
 @pytest.mark.parametrize("group,name", list(_factor_options()))
 def test_every_factor_option_resolves(group, name):
     overrides = [f"{group}={name}", *_backend_for(group, name)]
     if _in_model_resize(group, name):
         overrides.append("backend=openvino")
     cfg, choices = compose_config(overrides)
+    absent = _device_absent(group, name, overrides)
+    if absent:  # a GPU this machine lacks: refused at planning, naming the device
+        with pytest.raises(PlanError, match=f"(?i)device '{name}'"):
+            expand(cfg, choices, ModelSpec.from_config(cfg.model))
+        return
     specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
     assert specs[0].factor_dict[group] == name
     # the model card's reference is always planned: the config itself, or added after it
@@ -67,6 +79,10 @@ def test_every_factor_option_resolves(group, name):
 def test_sweep_configs_compose():
     for name in option_names("sweep"):
         cfg, choices = compose_config([f"+sweep={name}"])
+        if name == "gpu" and BACKENDS.get("torch").device_missing("cuda"):
+            with pytest.raises(PlanError, match="selects no config"):
+                expand(cfg, choices, ModelSpec.from_config(cfg.model))
+            continue
         specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
         assert len({s.config_id for s in specs}) == len(specs)
 

@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import onnx
 import onnxruntime
-import openvino
 import PIL
 import torch
 import torchvision
@@ -51,6 +50,15 @@ def optional_versions() -> dict[str, str]:
     return out
 
 
+def _openvino() -> str:
+    """OpenVINO's build string; "absent" where a machine lacks it (a GPU box running torch)."""
+    try:
+        import openvino
+    except ImportError:
+        return "absent"
+    return openvino.get_version()
+
+
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     turbo = " (libjpeg-turbo)" if features.check_feature("libjpeg_turbo") else ""
@@ -66,7 +74,7 @@ def versions() -> dict[str, str]:
         "torchvision": torchvision.__version__,
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "openvino": openvino.get_version(),
+        "openvino": _openvino(),
         **optional_versions(),
         "cpu": platform.processor() or platform.machine(),
     }

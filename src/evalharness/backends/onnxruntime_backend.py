@@ -51,14 +51,22 @@ def onnx_for_variant(variant: ModelVariant, cache_dir: str, calibration=None, ti
     return path
 
 
+def provider_missing(device: str, available: list[str]) -> str | None:
+    wanted = PROVIDER[device]
+    if wanted in available:
+        return None
+    return (
+        f"device '{device}' needs onnxruntime's {wanted}, this onnxruntime has "
+        f"{', '.join(available)}: {GPU_INSTALL}"
+    )
+
+
 def providers(variant: ModelVariant, available: list[str]) -> list:
     """The provider list for the variant's device; one line naming the fix when absent."""
     wanted = PROVIDER[variant.device]
-    if wanted not in available:
-        raise ValueError(
-            f"device '{variant.device}' needs onnxruntime's {wanted}, this onnxruntime has "
-            f"{', '.join(available)}: {GPU_INSTALL}"
-        )
+    why = provider_missing(variant.device, available)
+    if why:
+        raise ValueError(why)
     if variant.device == "cpu":
         return [wanted]
     if variant.device == "tensorrt":
@@ -118,6 +126,12 @@ class OnnxRuntimeBackend:
         devices=tuple(PROVIDER),
         requires=("onnxruntime",),
     )
+
+    @staticmethod
+    def device_missing(device: str) -> str | None:
+        import onnxruntime as ort
+
+        return provider_missing(device, ort.get_available_providers())
 
     def load(self, variant: ModelVariant, cache_dir: str, calibration=None) -> OrtSession:
         timer = Timer()

@@ -152,6 +152,16 @@ class OpenVinoBackend:
             return "int8 with norm 'ov_ppp' is not supported (calibrate with host or graph)"
         return None
 
+    @staticmethod
+    def device_missing(device: str) -> str | None:
+        import openvino as ov
+
+        try:
+            check_device(ov.Core(), _DEVICES.get(device, device))
+        except ValueError as e:
+            return str(e)
+        return None
+
     def load(self, variant: ModelVariant, cache_dir: str, calibration=None) -> OpenVinoSession:
         import openvino as ov
 

@@ -74,12 +74,19 @@ class TorchBackend:
             return "precision 'fp16' on torch needs device=cuda (CPU fp16 kernels are emulated)"
         return None
 
+    @staticmethod
+    def device_missing(device: str) -> str | None:
+        if device == "cuda" and not torch.cuda.is_available():
+            return "device 'cuda': torch sees no CUDA GPU on this machine"
+        return None
+
     def load(self, variant: ModelVariant, cache_dir: str) -> TorchSession:
         why = self.refuses(variant.placement, variant.precision, variant.device)
         if why:
             raise ValueError(why)
-        if variant.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda': torch sees no CUDA GPU on this machine")
+        why = self.device_missing(variant.device)
+        if why:
+            raise ValueError(why)
         torch.set_num_threads(variant.threads)
         module = build_torch_model(variant.model)
         if variant.placement == "graph":

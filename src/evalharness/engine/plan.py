@@ -141,6 +141,11 @@ def check_capabilities(
     missing = caps.missing(backend)
     if missing:
         return missing
+    # a declared device this machine does not have: named at planning, before the run dir
+    absent = getattr(backend_cls, "device_missing", None)
+    why = absent(device) if absent and device != "cpu" else None
+    if why:
+        return why
     prec = options["precision"]
     why = _runtime_missing(f"precision '{precision}'", prec.get("requires") or (),
                            prec.get("extra") or precision)  # fmt: skip
