@@ -1,0 +1,91 @@
+"""One model on the GPU against the CPU: top-1, agreement with CPU fp32, max |logit diff| and
+inference images/s, side by side in one run on the same host tensors.
+
+The reference pipeline's host tensors are computed once; then every (backend, device,
+precision) of `+sweep=gpu` (torch on cuda at fp32/fp16/bf16; onnxruntime cuda/tensorrt where
+onnxruntime-gpu is installed: `--ort`) infers all of them in batches of `--batch`, after a
+warm-up batch, timed with the device synchronized. Top-1 and agreement are on every image;
+the harness's own sweep (`python -m evalharness ... +sweep=gpu`) gives the same top-1.
+
+    python benchmarks/gpu_table.py model=efficientnet_lite0 dataset=imagenet_val_1300
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from evalharness.backends import BACKENDS
+from evalharness.compose import compose_config
+from evalharness.engine.infer import infer_batched
+from evalharness.engine.plan import explicit_factors
+from evalharness.preprocess.pipeline import run_pipeline
+from evalharness.tasks.classification import as_logits
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("overrides", nargs="*")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--ort", action="store_true", help="onnxruntime cuda and tensorrt too")
+    args = ap.parse_args()
+    from evalharness.app import prepare
+
+    overrides = [*args.overrides, "+sweep=gpu", "progress=false"]
+    if args.ort:
+        overrides += ["sweep.factors.backend=[torch,onnxruntime]",
+                      "sweep.factors.device=[cuda,tensorrt]"]  # fmt: skip
+    cfg, choices = compose_config(overrides)
+    _, _, dataset, _, specs, _, _ = prepare(cfg, choices, explicit_factors(overrides))
+    specs = sorted(specs, key=lambda s: (not s.is_reference, s.variant.backend))
+    t0 = time.perf_counter()
+    x = np.stack([run_pipeline(specs[0].stages, s.path).pixels for s in dataset.samples])
+    print(f"{len(x)} host tensors {x.shape[1:]} in {time.perf_counter() - t0:.1f} s", flush=True)
+    labels = np.array([s.label for s in dataset.samples])
+    rows, ref = [], None
+    for spec in specs:
+        v = spec.variant
+        session = BACKENDS.get(v.backend)().load(v, str(cfg.cache_dir))
+        infer_batched(session, x[: args.batch], args.batch)  # warm-up: kernels, autotune
+        if v.device != "cpu" and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = infer_batched(session, x, args.batch)
+        if v.device != "cpu" and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        logits = as_logits(next(iter(out.values()))).astype(np.float64)
+        if ref is None:
+            ref = logits  # the model card's reference: CPU fp32
+        rows.append(
+            dict(
+                backend=v.backend,
+                device=v.device,
+                precision=v.precision,
+                top1=(logits.argmax(1) == labels).mean() * 100,
+                agree_cpu_fp32=(logits.argmax(1) == ref.argmax(1)).mean() * 100,
+                flips=int((logits.argmax(1) != ref.argmax(1)).sum()),
+                max_abs_diff=float(np.abs(logits - ref).max()),
+                images_per_s=len(x) / seconds,
+            )
+        )
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    print(f"\n## {cfg.model.name} on {dataset.name} ({len(x)} images, batch {args.batch}; {name})")
+    fmt = ("", "", "", ".2f", ".2f", ".0f", ".2g", ".0f")
+    print(table.to_markdown(index=False, floatfmt=fmt))
+    cpu = table[table.device == "cpu"].images_per_s.iloc[0]
+    for _, r in table[table.device != "cpu"].iterrows():
+        ratio = r.images_per_s / cpu
+        print(f"{r.backend}/{r.device}/{r.precision} images_per_s / cpu fp32 = {ratio:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
