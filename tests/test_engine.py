@@ -187,3 +187,22 @@ def test_a_sample_over_the_memory_budget_is_refused_before_the_run_dir(run_app, 
     with pytest.raises(ValueError, match="one sample's host tensors need about .* raise"):
         run_app(["dataset.limit=4", "memory_budget=1000"], tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("device,expected", [("cpu", 4), ("cuda", 64)])
+def test_the_cards_cpu_batch_size_does_not_shrink_gpu_batches(device, expected):
+    """EfficientNet-Lite0's card asks for batch 4 (CPU caches); on an H100 that made 1,300
+    batches of 4 for 1,300 images x 4 configs. A GPU variant batches by the config's 64."""
+    from types import SimpleNamespace
+
+    from evalharness.engine.infer import VariantInference
+    from evalharness.engine.options import SweepOptions
+    from evalharness.preprocess.geometry import Frame
+
+    session = SimpleNamespace(input=SimpleNamespace(fixed_batch=None))
+    variant = SimpleNamespace(device=device)
+    tensors = [Frame(np.full((3, 2, 2), i, np.float32), None) for i in range(100)]
+    spec = SimpleNamespace(config_id="c")
+    opts = SweepOptions(batch_size=4, gpu_batch_size=64)
+    inference = VariantInference(session, variant, [(spec, tensors)], opts, None)
+    assert max(len(b) for b in inference.prepare()) == expected

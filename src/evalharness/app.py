@@ -75,6 +75,7 @@ def sweep_options(cfg: DictConfig) -> SweepOptions:
     return SweepOptions(
         chunk_size=cfg.chunk_size,
         batch_size=batch,
+        gpu_batch_size=cfg.batch_size,
         cache_dir=str(cfg.cache_dir),
         progress=bool(cfg.progress),
         shard_index=shard.get("index", 0),

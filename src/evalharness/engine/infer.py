@@ -84,7 +84,11 @@ class VariantInference:
         by_shape: dict[tuple, list[int]] = {}
         for u, t in enumerate(self.unique):
             by_shape.setdefault((t.shape, t.dtype.str), []).append(u)
-        step = self.session.input.fixed_batch or self.opts.batch_size
+        # a GPU wants large batches; the model card's batch_size tunes CPU caches only
+        on_cpu = self.variant.device == "cpu"
+        step = self.session.input.fixed_batch or (
+            self.opts.batch_size if on_cpu else self.opts.gpu_batch_size
+        )
         return [ids[b : b + step] for ids in by_shape.values() for b in range(0, len(ids), step)]
 
     def _slot(self, t: np.ndarray, keys: dict[tuple, int]) -> int:

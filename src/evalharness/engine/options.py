@@ -17,7 +17,8 @@ from typing import Any
 @dataclass
 class SweepOptions:
     chunk_size: int = 64
-    batch_size: int = 64
+    batch_size: int = 64  # on CPU devices (a model card may lower it: cache-bound CPUs)
+    gpu_batch_size: int = 64  # on GPU devices: the config's batch_size, never the card's
     cache_dir: str = "~/.cache/evalharness"
     progress: bool = True
     shard_index: int = 0
@@ -27,7 +28,14 @@ class SweepOptions:
     memory_budget: int = 1_500_000_000  # bytes of host tensors a chunk may hold at once
 
     def __post_init__(self) -> None:
-        for name in ("chunk_size", "batch_size", "shard_count", "workers", "memory_budget"):
+        for name in (
+            "chunk_size",
+            "batch_size",
+            "gpu_batch_size",
+            "shard_count",
+            "workers",
+            "memory_budget",
+        ):
             positive_int(name.replace("shard_", "shard."), getattr(self, name))
         if isinstance(self.shard_index, bool) or not isinstance(self.shard_index, int):
             raise ValueError(f"shard.index must be a whole number, got {self.shard_index!r}")
