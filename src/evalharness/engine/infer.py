@@ -23,7 +23,7 @@ import numpy as np
 import xxhash
 
 from evalharness.backends.base import ModelVariant, Session
-from evalharness.engine.walk import Failure
+from evalharness.engine.walk import Failure, same_bytes
 
 _LOCKS: dict[int, threading.Lock] = defaultdict(threading.Lock)
 
@@ -99,7 +99,7 @@ class VariantInference:
             return len(self.unique) - 1
         key = (t.shape, t.dtype.str, xxhash.xxh3_128_digest(np.ascontiguousarray(t)))
         u = keys.get(key)
-        while u is not None and not np.array_equal(self.unique[u], t):
+        while u is not None and not same_bytes(self.unique[u], t):
             self.collisions += 1  # never seen; handled anyway
             key = (*key, "again")
             u = keys.get(key)

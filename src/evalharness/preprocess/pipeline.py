@@ -33,6 +33,24 @@ class Stage:
     kind: str
     spec: Any
 
+    # The engine hashes and compares stages for every sample x pipeline (trie walk, stage
+    # reuse): the hash of the spec's many fields is computed once, and identity short-cuts.
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.kind, self.spec)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Stage):
+            return NotImplemented
+        return self._hash == other._hash and self.kind == other.kind and self.spec == other.spec
+
+    def __reduce__(self):  # str hashes differ between processes: rebuild, never copy _hash
+        return (Stage, (self.kind, self.spec))
+
     def __call__(self, x: Any) -> Any:
         return _RUN[self.kind](x, self.spec)
 
