@@ -63,6 +63,10 @@ def taken(name: str, values: dict[str, str], overridden) -> dict[str, str]:
             f"stack '{name}' needs backend '{backend}', which this installation does not "
             f"have (backends here: {', '.join(BACKENDS.names())})"
         )
+    if backend is not None:
+        missing = BACKENDS.get(backend).capabilities.missing(backend)
+        if missing:
+            raise StackError(f"stack '{name}' needs backend '{backend}': {missing}")
     return out
 
 
