@@ -68,18 +68,12 @@ def test_boxes_are_in_source_pixels(yolox):
     assert boxes[:, 2].max() > 416 or boxes[:, 3].max() > 416  # not model (416) pixels
 
 
-def test_nanodet_without_an_ncnn_backend_fails_at_planning(tmp_path):
-    from evalharness.backends import BACKENDS
-
-    if "ncnn" in BACKENDS:
-        pytest.skip("the ncnn backend is installed: test_nanodet_m_reproduces covers it")
-    with pytest.raises(Exception, match="backend 'ncnn'|a ncnn model cannot run on"):
-        run_in_process(["model=nanodet_m", "dataset=coco_mini_val2017"], tmp_path / "r")
+def test_nanodet_is_refused_on_a_backend_that_cannot_run_ncnn(tmp_path):
     with pytest.raises(Exception, match="a ncnn model cannot run on onnxruntime"):
         run_in_process(
             ["model=nanodet_m", "dataset=coco_mini_val2017", "backend=onnxruntime"], tmp_path / "s"
         )
-    assert not (tmp_path / "s" / "predictions.parquet").exists()
+    assert not (tmp_path / "s").exists()
 
 
 def run_config_dataset(out):
@@ -89,14 +83,14 @@ def run_config_dataset(out):
 
 
 def test_nanodet_m_reproduces_the_readme(tmp_path):
-    """NanoDet-m on ncnn. The README's 28.9 / 47.7 pads the short side to a multiple of 32
-    (ncnn's example); the harness's square 320 letterbox measured 28.1 / 46.8 with ncnn
-    directly, hence one point of tolerance here until resize offers that padding."""
+    """NanoDet-m on ncnn with letterbox_multiple (the short side padded to a multiple of 32,
+    as ncnn's example does): 28.83 / 47.49 against the README's 28.9 / 47.7."""
     from evalharness.backends import BACKENDS
 
-    if "ncnn" not in BACKENDS:
-        pytest.skip("no ncnn backend in this build")
+    missing = BACKENDS.get("ncnn").capabilities.missing("ncnn")
+    if missing:
+        pytest.skip(missing)
     summary, _ = run_in_process(["model=nanodet_m", "dataset=coco_mini_val2017"], tmp_path / "r")
     row = summary.iloc[0]
     print(f"nanodet_m: mAP {row.mAP:.2f}, mAP50 {row.mAP50:.2f}")
-    assert abs(row.mAP - 28.9) <= 1.0 and abs(row.mAP50 - 47.7) <= 1.0
+    assert abs(row.mAP - 28.9) <= 0.5 and abs(row.mAP50 - 47.7) <= 0.5  # 0.005 of mAP
