@@ -113,3 +113,24 @@ def test_report_renders_in_headless_chromium(report_dir):
     assert rendered and all(rendered), rendered
     assert errors == []
     assert (report_dir / "report_screenshot.png").stat().st_size > 10_000
+
+
+def test_a_detection_report_draws_truth_and_both_configs_boxes(tmp_path):
+    """Demo detector, letterbox (its card) against squash: the gallery shows the images whose
+    detections changed, on the original image, ground truth blue and detections red."""
+    import numpy as np
+    from PIL import Image
+
+    overrides = ["model=tiny_det", "dataset=demo_det", "+sweep=detection_demo",
+                 "sweep.factors.backend=[torch]", "dataset.limit=40"]  # fmt: skip
+    _, out = run_in_process(overrides, tmp_path / "run")
+    write_report(out, {"resize": "squash"}, n_boot=100)
+    html = (out / "report.html").read_text()
+    assert "Images whose prediction flips between A and B" in html
+    assert "truth blue, detections red" in html
+    flips = sorted((out / "report_assets").glob("flip_*.png"))
+    assert flips
+    rgb = np.asarray(Image.open(flips[0]).convert("RGB")).astype(int)
+    red = (rgb[..., 0] > 200) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)
+    blue = (rgb[..., 2] > 200) & (rgb[..., 0] < 80) & (rgb[..., 1] < 140)
+    assert red.sum() > 50 and blue.sum() > 50  # both kinds of box are drawn

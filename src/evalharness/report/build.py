@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from evalharness.analysis.attribution import all_coalition_configs
@@ -95,9 +96,12 @@ def choose_b(res: RunResults, a_cfg: dict[str, str], b_over: dict[str, str]) -> 
 
 
 def gallery(run_dir: Path, res: RunResults, a_cfg, b_cfg, flipped: list[str], dataset, limit=12):
-    """Both configs' model inputs (after resize and colour) for images whose prediction flips."""
+    """Both configs' model inputs (after resize and colour) for images whose prediction flips;
+    for detection, the image with the ground truth and each config's boxes."""
+    if res.task.name == "detection":
+        return detection_gallery(run_dir, res, a_cfg, b_cfg, flipped, dataset, limit)
     if res.task.name != "classification":
-        return []  # galleries of boxes and polygons: see report/boxes.py (not yet for this task)
+        return []  # text polygons: not drawn yet (the tables and effects cover the task)
     preds = pd.read_parquet(
         run_dir / "predictions.parquet", columns=["config_id", "sample_id", "label", "pred"]
     )
@@ -116,6 +120,44 @@ def gallery(run_dir: Path, res: RunResults, a_cfg, b_cfg, flipped: list[str], da
         name = lambda i: classes[i] if 0 <= i < len(classes) else str(i)  # noqa: E731
         png = plots.side_by_side(img_a, img_b, f"A: {name(pa.pred)}", f"B: {name(pb.pred)}")
         items.append((sid, name(pa.label), png))
+    return items
+
+
+MIN_SCORE = 0.3  # the detections agree_ref compares (tasks/detection)
+
+
+def detection_gallery(run_dir: Path, res: RunResults, a_cfg, b_cfg, flipped, dataset, limit=12):
+    """Images whose outcome changed between A and B: ground truth (blue) against A's and
+    B's detections with score >= 0.3 (red), on the original image (boxes are mapped back)."""
+    from PIL import Image
+
+    cols = ["config_id", "sample_id", "boxes", "scores"]
+    preds = pd.read_parquet(run_dir / "predictions.parquet", columns=cols)
+    ids = {res.find(a_cfg): "A", res.find(b_cfg): "B"}
+    preds = preds[preds.config_id.isin(list(ids)) & preds.sample_id.isin(flipped[:limit])]
+    by = {(ids[r.config_id], r.sample_id): r for r in preds.itertuples()}
+    samples = {s.sample_id: s for s in dataset.samples}
+    items = []
+    for sid in flipped[:limit]:
+        if ("A", sid) not in by or ("B", sid) not in by or sid not in samples:
+            continue
+        kept = []
+        for side in ("A", "B"):
+            r = by[(side, sid)]
+            boxes = np.asarray([np.asarray(b) for b in r.boxes]).reshape(-1, 4)
+            kept.append(boxes[np.asarray(r.scores, dtype=float) >= MIN_SCORE])
+        sample = samples[sid]
+        gt = np.asarray(getattr(sample.target, "bbox", ()), dtype=float).reshape(-1, 4)
+        gt[:, 2:] += gt[:, :2]  # x, y, w, h -> x1, y1, x2, y2
+        try:
+            with Image.open(sample.path) as im:
+                image = np.asarray(im.convert("RGB"))
+        except OSError:
+            continue
+        png = plots.boxes_side_by_side(
+            image, gt, kept[0], kept[1], f"A: {len(kept[0])} boxes", f"B: {len(kept[1])} boxes"
+        )
+        items.append((sid, f"{len(gt)} objects (truth blue, detections red)", png))
     return items
 
 

@@ -80,6 +80,25 @@ def waterfall(
     return _png(fig)
 
 
+GT_COLOUR, PRED_COLOUR = "#2060ff", "#ff2020"
+
+
+def boxes_side_by_side(image: np.ndarray, truth: np.ndarray, a: np.ndarray, b: np.ndarray,
+                       title_a: str, title_b: str) -> bytes:  # fmt: skip
+    """The original image twice: ground truth (blue) and A's or B's detections (red), boxes
+    as x1, y1, x2, y2 in the image's pixels."""
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.2))
+    for ax, dets, title in ((axes[0], a, title_a), (axes[1], b, title_b)):
+        ax.imshow(image, interpolation="nearest")
+        for boxes, colour, width in ((truth, GT_COLOUR, 1.5), (dets, PRED_COLOUR, 1.0)):
+            for x1, y1, x2, y2 in boxes:
+                ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False,
+                                           edgecolor=colour, linewidth=width))  # fmt: skip
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+    return _png(fig)
+
+
 def side_by_side(a: np.ndarray, b: np.ndarray, title_a: str, title_b: str) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(4.4, 2.4))
     for ax, img, title in ((axes[0], a, title_a), (axes[1], b, title_b)):
