@@ -59,3 +59,18 @@ def test_tables_are_written(sweep_dir):
 def test_bad_factor_is_one_line(sweep_dir, capsys):
     assert explain_main([str(sweep_dir), "--b", "colours=bgr"]) == 2
     assert "unknown factor 'colours'" in capsys.readouterr().err
+
+
+def test_a_swept_setting_is_named_by_its_sweep_key_or_its_column():
+    from types import SimpleNamespace
+
+    from evalharness.explain import setting_keys_as_columns
+
+    res = SimpleNamespace(factors=["resize", "colour", "limit_side_len"])
+    given = {"resize": "limit_max", "resize.limit_side_len": "960", "colour": "rgb"}
+    assert setting_keys_as_columns(given, res) == {
+        "resize": "limit_max",
+        "limit_side_len": "960",
+        "colour": "rgb",
+    }
+    assert setting_keys_as_columns({"limit_side_len": "736"}, res) == {"limit_side_len": "736"}

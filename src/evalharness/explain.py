@@ -47,6 +47,15 @@ class ExplainError(ValueError):
     pass
 
 
+def setting_keys_as_columns(given: dict[str, str], res: RunResults) -> dict[str, str]:
+    """`resize.limit_side_len=960` (the sweep's key) names the column `limit_side_len`."""
+    out = {}
+    for k, v in given.items():
+        column = k.split(".", 1)[1] if "." in k else k
+        out[column if k not in res.factors and column in res.factors else k] = v
+    return out
+
+
 def check_factors(given: dict[str, str], res: RunResults) -> None:
     for k in given:
         if k not in res.factors:
@@ -175,6 +184,7 @@ def explain(run_dir: Path, a: dict, b: dict, target: float | None, n_boot: int) 
     run_dir = Path(run_dir)
     dataset = run_dataset(run_dir)
     res = RunResults.load(run_dir, dataset)
+    a, b = setting_keys_as_columns(a, res), setting_keys_as_columns(b, res)
     check_factors({**a, **b}, res)
     out_dir = run_dir / "explain"
     out_dir.mkdir(exist_ok=True)
