@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
+from contextlib import nullcontext
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +42,7 @@ from evalharness.backends import BACKENDS
 from evalharness.backends.base import ModelVariant, Session
 from evalharness.data.dataset import Dataset, Sample
 from evalharness.engine import store
+from evalharness.engine.gpu_monitor import GpuMonitor, wants_gpu_monitor
 from evalharness.engine.infer import VariantInference, infer_batched
 from evalharness.engine.options import SweepOptions, shard_chunks, stable_hash
 from evalharness.engine.plan import RunSpec
@@ -347,6 +349,7 @@ def run_sweep(
     done = store.done_chunks(run_dir)
     todo = [c for c in chunks if c not in done]
     counters = Counters()
+    gpu_stats: dict[str, Any] = {}
     t_start = time.perf_counter()
     cpu_start = os.times()
     pipes = pipelines_of(specs)
@@ -368,11 +371,14 @@ def run_sweep(
         bar = tqdm(total=n_todo * len(specs), unit="eval", disable=not opts.progress,
                    desc="sweep", dynamic_ncols=True)  # fmt: skip
         progress = StageProgress(bar)
+        on_gpu = wants_gpu_monitor({s.variant.device for s in specs})
         with PriorityPool(opts.workers) as pool, \
-                ThreadPoolExecutor(1, thread_name_prefix="eh-prefetch") as ahead:  # fmt: skip
+                ThreadPoolExecutor(1, thread_name_prefix="eh-prefetch") as ahead, \
+                (GpuMonitor() if on_gpu else nullcontext()) as gpu:  # fmt: skip
             run_chunks(todo, dataset, specs, pipes, sessions, task, opts, pool, ahead,
                        counters, progress, run_dir, bar)  # fmt: skip
         bar.close()
+        gpu_stats = gpu.stats() if on_gpu else {}
     cpu_end = os.times()
     wall = time.perf_counter() - t_start
     cpu = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
@@ -395,6 +401,7 @@ def run_sweep(
         infer_unique=unique,
         infer_saving=round(1 - unique / requested, 4) if requested else 0.0,
         **counters.as_dict(),
+        **gpu_stats,
     )
     store.write_atomic_text(run_dir / "stats.json", json.dumps(stats, indent=1))
     return stats
