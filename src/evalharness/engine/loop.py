@@ -28,8 +28,8 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
-from contextlib import nullcontext
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
