@@ -1,5 +1,7 @@
 """The three backends and three normalization placements agree on real demo inputs."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -40,11 +42,39 @@ def setup(export_cache):
         )
         return np.stack([run_pipeline(stages, s.path).pixels for s in ds.samples])
 
-    def logits(backend, placement, precision="fp32"):
+    def session(backend, placement, precision="fp32"):
         v = ModelVariant(model, backend, placement, mean, std, precision)
-        return BACKENDS.get(backend)().load(v, str(export_cache)).infer(inputs(placement))["logits"]
+        return BACKENDS.get(backend)().load(v, str(export_cache))
 
+    def logits(backend, placement, precision="fp32"):
+        return session(backend, placement, precision).infer(inputs(placement))["logits"]
+
+    logits.session, logits.inputs = session, inputs
     return logits
+
+
+def test_openvino_streams_infer_side_by_side_with_the_same_bits(setup, monkeypatch):
+    """One CPU stream per core's worth of `threads`, so the engine's workers infer at the same
+    time (with one stream the plugin queued them); each stream gives one stream's bits."""
+    from evalharness.backends import openvino_backend
+
+    x = setup.inputs("host")
+    session = setup.session("openvino", "host")
+    assert session.compiled.get_property("NUM_STREAMS") == openvino_backend.cpu_streams(1)
+    outs: dict[int, np.ndarray] = {}
+
+    def run(k):
+        for _ in range(5):
+            outs[k] = session.infer(x[k * 8 : k * 8 + 8])["logits"]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    monkeypatch.setattr(openvino_backend, "cpu_streams", lambda threads: 1)
+    one = setup.session("openvino", "host")
+    assert one.compiled.get_property("NUM_STREAMS") == 1
+    for k in range(2):
+        assert np.array_equal(outs[k], one.infer(x[k * 8 : k * 8 + 8])["logits"])
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

@@ -69,6 +69,7 @@ class VariantInference:
     def prepare(self) -> list[list[int]]:
         """Dedup the tensors; returns the batches (lists of unique indices) to infer."""
         keys: dict[tuple, int] = {}
+        seen: dict[int, tuple[np.ndarray, int]] = {}  # id(tensor) -> (tensor, unique index)
         requested = 0
         for spec, final in self.items:
             slots: list[int | None] = []
@@ -77,7 +78,7 @@ class VariantInference:
                     slots.append(None)
                     continue
                 requested += 1
-                slots.append(self._slot(x.pixels, keys))
+                slots.append(self._slot(x.pixels, keys, seen))
             self.slots[spec.config_id] = slots
         self.requested = requested
         self.outputs = [None] * len(self.unique)
@@ -91,12 +92,23 @@ class VariantInference:
         )
         return [ids[b : b + step] for ids in by_shape.values() for b in range(0, len(ids), step)]
 
-    def _slot(self, t: np.ndarray, keys: dict[tuple, int]) -> int:
+    def _slot(self, t: np.ndarray, keys: dict[tuple, int], seen: dict) -> int:
         """The unique index of this tensor (prepare runs on a pool thread: no shared state
         is touched here but this job's own)."""
         if not self.opts.dedup:
             self.unique.append(t)
             return len(self.unique) - 1
+        # The walk hands the very same array to every config whose stages it shared (or
+        # reused on identical input): that object needs no hash and no comparison. `seen`
+        # holds the object, so its id cannot be recycled while prepare runs.
+        hit = seen.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        u = self._unique_index(t, keys)
+        seen[id(t)] = (t, u)
+        return u
+
+    def _unique_index(self, t: np.ndarray, keys: dict[tuple, int]) -> int:
         key = (t.shape, t.dtype.str, xxhash.xxh3_128_digest(np.ascontiguousarray(t)))
         u = keys.get(key)
         while u is not None and not same_bytes(self.unique[u], t):

@@ -78,7 +78,8 @@ class _SameInput:
     def get(self, stage: Stage, x: Any) -> tuple[Any, float] | None:
         key = self._key(stage, x)
         hit = self.memo.get(key) if key is not None else None
-        if hit is None or not same_bytes(pixels(hit[0]), pixels(x)):
+        # the same object (an output this walk already reused) needs no byte comparison
+        if hit is None or not (hit[0] is x or same_bytes(pixels(hit[0]), pixels(x))):
             return None
         return hit[1], hit[2]
 

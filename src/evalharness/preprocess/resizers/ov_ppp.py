@@ -25,6 +25,7 @@ rounded to uint8): for parity checks and tests, never called by the pipeline.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -58,8 +59,25 @@ def _compiled(interpolation: str, h: int, w: int):
     x = ops.parameter([1, 3, h, w], ov.Type.f32, name="x")
     model = ov.Model([ops.multiply(x, ops.constant(np.float32(1.0)))], [x], "ppp_resize")
     model = add_ppp(model, "ov_ppp", (0.0, 0.0, 0.0), (1 / 255,) * 3, interpolation)
-    config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
+    from evalharness.backends.openvino_backend import cpu_streams
+
+    streams = cpu_streams(1)  # walk threads resize side by side, one thread each
+    config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": streams,
+              "NUM_STREAMS": streams}  # fmt: skip
     return ov.Core().compile_model(model, "CPU", config)
+
+
+_REQUESTS = threading.local()
+
+
+def _request(interpolation: str, h: int, w: int):
+    """This thread's infer request on the shared compiled resize (CompiledModel.__call__
+    reuses one request, which two walk threads must not share)."""
+    key = (interpolation, h, w)
+    requests = _REQUESTS.__dict__.setdefault("by_key", {})
+    if key not in requests:
+        requests[key] = _compiled(interpolation, h, w).create_infer_request()
+    return requests[key]
 
 
 @register_resizer(
@@ -67,5 +85,6 @@ def _compiled(interpolation: str, h: int, w: int):
     in_model="ppp_resize", backends=("openvino",),
 )  # fmt: skip
 def resize_ov_ppp(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
-    out = _compiled(spec.interpolation, h, w)({0: np.ascontiguousarray(arr)[None]})[0][0]
+    request = _request(spec.interpolation, h, w)
+    out = request.infer({0: np.ascontiguousarray(arr)[None]})[0][0]
     return np.clip(np.rint(out.transpose(1, 2, 0)), 0, 255).astype(np.uint8)
