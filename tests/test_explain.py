@@ -74,3 +74,18 @@ def test_a_swept_setting_is_named_by_its_sweep_key_or_its_column():
         "colour": "rgb",
     }
     assert setting_keys_as_columns({"limit_side_len": "736"}, res) == {"limit_side_len": "736"}
+
+
+def test_a_setting_value_none_or_dash_is_read_back_as_written(tmp_path):
+    """pandas reads "None" as missing: the reference row of a sweep over a setting its
+    option leaves null could then never be found again."""
+    from evalharness.engine.tables import read_summary
+
+    path = tmp_path / "summary.csv"
+    pd.DataFrame(
+        {"config_id": ["a", "b"], "dataset": ["d", "d"], "resize": ["x", "y"],
+         "crop_pct": ["None", "-"], "reference": [True, False], "top1": [50.0, None]}
+    ).to_csv(path, index=False)  # fmt: skip
+    table = read_summary(path)
+    assert table.crop_pct.tolist() == ["None", "-"]
+    assert table.top1.isna().tolist() == [False, True] and table.reference.dtype == bool

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+from omegaconf import open_dict
 import pytest
 
 from evalharness.data.dataset import load_dataset
@@ -113,3 +114,46 @@ def test_resnet20_int8_ort_keeps_top1_within_half_a_point(tmp_path):
     assert ref.n == q.n == 10_000 - 300
     assert abs(q.top1 - ref.top1) <= 0.5
     assert q.agree_ref < 100 and q.agree_ref_lo < q.agree_ref < q.agree_ref_hi
+
+
+def _method_sweep(cfg):
+    with open_dict(cfg):
+        cfg.sweep.factors = {
+            "precision": ["fp32", "int8_ort"],
+            "backend": ["onnxruntime"],
+            "precision.calibration_method": ["minmax", "entropy"],
+        }
+
+
+def test_a_calibration_method_sweep_changes_the_int8_configs_only_and_explains(tmp_path):
+    """fp32 has no calibration_method: it runs once (its column "-"), the reference row is
+    found again from the CSV, and explain splits quantizer settings from runtime."""
+    summary, out = run_in_process(SWEEP, tmp_path / "run", cfg_edit=_method_sweep)
+    rows = set(zip(summary.backend, summary.precision, summary.calibration_method, strict=True))
+    assert rows == {
+        ("onnxruntime", "fp32", "-"), ("onnxruntime", "int8_ort", "minmax"),
+        ("onnxruntime", "int8_ort", "entropy"), ("torch", "fp32", "-"),
+    }  # fmt: skip
+    csv = pd.read_csv(out / "configs.csv", dtype=str, keep_default_na=False)
+    assert set(csv.calibration_method) == {"-", "minmax", "entropy"}
+    result = explain(
+        out, {}, {"backend": "onnxruntime", "precision": "int8_ort",
+                  "calibration_method": "entropy"}, None, 100,
+    )  # fmt: skip
+    att = result["tables"]["attribution"].set_index("factor")
+    # torch cannot run int8_ort: backend+precision is one term; the method is its own
+    assert "calibration_method" in att.index and "backend+precision" in att.index
+    assert not (out / "explain" / "ondemand").exists()  # (int8_ort, minmax) was in the sweep
+    assert abs(att.shapley.sum() - result["gap"]) < 1e-9
+
+
+def test_a_setting_no_option_has_is_named(tmp_path):
+    def typo(cfg):
+        with open_dict(cfg):
+            cfg.sweep.factors = {"precision": ["fp32", "int8_ort"], "backend": ["onnxruntime"],
+                                 "precision.calibration_methd": ["minmax", "entropy"]}  # fmt: skip
+
+    with pytest.raises(PlanError, match="no option of precision in this sweep has a setting "
+                       "'calibration_methd'"):  # fmt: skip
+        run_in_process(SWEEP, tmp_path / "run", cfg_edit=typo)
+    assert not (tmp_path / "run").exists()

@@ -80,6 +80,49 @@ def test_a_refused_run_changes_nothing_on_disk(finished, tmp_path):
     assert snapshot(run_dir) == before  # configs.csv, choices.json, ... untouched
 
 
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "evalharness", "progress=false", *args],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["colour=rgb", "resize=cv2_linear"], "holds results of a different sweep"),
+        (["precision=int8_ort", "precision.calibration_method=fast"], "must be one of minmax"),
+    ],
+)
+def test_a_refused_command_leaves_the_run_dir_byte_for_byte(finished, tmp_path, args, message):
+    """Hydra used to rewrite .hydra/*.yaml and the job log before the refusal."""
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished, run_dir)
+    before = snapshot(run_dir)
+    r = _cli(*SMALL, *args, f"hydra.run.dir={run_dir}")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert snapshot(run_dir) == before
+    assert {p.name for p in run_dir.iterdir()} == {p.name for p in finished.iterdir()}
+
+
+def test_a_command_refused_before_the_claim_leaves_no_new_dir(tmp_path):
+    fresh = tmp_path / "new" / "run"
+    r = _cli(*SMALL, "backend=onnxruntime", "precision=int8_ort",
+             "precision.calibration_method=fast", f"hydra.run.dir={fresh}")  # fmt: skip
+    assert r.returncode == 2 and r.stderr.startswith("error: precision 'int8_ort'"), r.stderr
+    assert not (tmp_path / "new").exists()  # neither the run dir nor the parent Hydra made
+
+
+def test_a_bad_quantizer_setting_is_refused_before_the_claim_and_a_fixed_rerun_runs(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["dataset.limit=30", "calibration.n=10", "backend=onnxruntime", "precision=int8_ort"]
+    with pytest.raises(ValueError, match="calibration_method must be one of minmax, entropy"):
+        run_in_process([*args, "precision.calibration_method=entropyy"], run_dir)
+    assert not run_dir.exists()
+    summary, _ = run_in_process([*args, "precision.calibration_method=entropy"], run_dir)
+    assert "int8_ort" in set(summary.precision)
+
+
 def test_a_locked_run_dir_is_refused_at_once_and_a_new_dir_left_absent(tmp_path):
     run_dir = tmp_path / "busy"
     with locked(run_dir):

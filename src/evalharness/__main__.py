@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -33,11 +34,49 @@ def check_group_choices(argv: list[str]) -> str | None:
     return None
 
 
+# Folders on the way to the run dir that did not exist before this command: Hydra creates
+# the run dir before the job starts, so a refused command removes them again (if empty).
+_NEW_DIRS: list[Path] = []
+DEFAULT_RUN_PARENT = "results"  # hydra.run.dir's default is results/<time> (conf/config.yaml)
+_DEFAULT_PARENT: Path | None = None  # set when the command did not name hydra.run.dir
+
+
+def missing_run_dirs(argv: list[str], cwd: Path) -> list[Path]:
+    """hydra.run.dir (or the default results/) and its parents that do not exist yet."""
+    given = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("hydra.run.dir=")]
+    path = Path(given[-1]) if given else Path(DEFAULT_RUN_PARENT)
+    path = path if path.is_absolute() else cwd / path
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out  # deepest first
+
+
+def remove_if_empty(dirs: list[Path]) -> None:
+    for d in dirs:  # deepest first: a parent empties once its new child is gone
+        try:
+            d.rmdir()
+        except OSError:
+            pass  # not empty (or already gone): something is there, leave it
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
     from evalharness.app import run_from_hydra  # heavy imports after Hydra parsed the args
 
-    run_from_hydra(cfg)
+    run_dir = Path(HydraConfig.get().runtime.output_dir).absolute()
+    created = list(_NEW_DIRS)
+    if run_dir not in created and run_dir.parent.absolute() == _DEFAULT_PARENT:
+        created.insert(0, run_dir)  # the default results/<time>: made by this command
+    try:
+        run_from_hydra(cfg)
+    except SystemExit as e:
+        if e.code:
+            remove_if_empty(created)
+        raise
 
 
 def multirun_failure_message(exc: BaseException) -> str:
@@ -58,6 +97,10 @@ def main() -> None:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     if not {"-m", "--multirun"} & set(sys.argv[1:]):
+        global _DEFAULT_PARENT
+        _NEW_DIRS[:] = missing_run_dirs(sys.argv[1:], Path.cwd())
+        if not any(a.lstrip("+").startswith("hydra.run.dir=") for a in sys.argv[1:]):
+            _DEFAULT_PARENT = Path.cwd() / DEFAULT_RUN_PARENT
         _hydra_main()
         return
     # In a multirun Hydra prints a launcher's failure (a Ray cluster that is not there, ...)

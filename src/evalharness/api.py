@@ -167,11 +167,9 @@ class Results:
     @cached_property
     def summary(self) -> pd.DataFrame:
         """summary.csv: one row per config; factor columns as strings."""
-        from evalharness.engine.tables import summary_factors
+        from evalharness.engine.tables import read_summary
 
-        path = self.run_dir / "summary.csv"
-        factors = summary_factors(pd.read_csv(path, nrows=0))
-        return pd.read_csv(path, dtype={f: str for f in factors})
+        return read_summary(self.run_dir / "summary.csv")
 
     @cached_property
     def predictions(self) -> pd.DataFrame:

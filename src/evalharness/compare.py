@@ -48,7 +48,7 @@ def load_side(path: Path) -> Side:
         path = path / "summary.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found")
-    table = pd.read_csv(path, dtype=str)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)  # a factor value "None" stays
     metric = results.metric if results is not None else None
     if metric is None:
         acc = next((c for c in ACCURACY_NAMES if c in table.columns), None)

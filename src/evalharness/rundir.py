@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from evalharness.analysis.results import RunResults
 from evalharness.data.dataset import Dataset, load_dataset
-from evalharness.engine.plan import FACTORS, RunSpec, expand
+from evalharness.engine.plan import FACTORS, RunSpec, canonical_settings, expand
 from evalharness.models.source import ModelSpec
 
 
@@ -30,6 +30,11 @@ def run_settings(run_dir: Path) -> dict[str, str]:
     """Swept settings: column name -> `group.key` (limit_side_len -> resize.limit_side_len)."""
     path = run_dir / "factors.json"
     return json.loads(path.read_text()).get("settings", {}) if path.exists() else {}
+
+
+def canonical(run_dir: Path, config: dict[str, str]) -> dict[str, str]:
+    """The config as the run's rows spell it (settings an option lacks read "-")."""
+    return canonical_settings(config, run_settings(run_dir), run_config(run_dir).model.card)
 
 
 def run_config(run_dir: Path) -> DictConfig:
@@ -71,7 +76,8 @@ def evaluate_on_demand(run_dir: Path, configs: list[dict[str, str]]) -> RunResul
 
     choices = run_choices(run_dir)
     out = None
-    for config in configs:
+    unique = {json.dumps(c, sort_keys=True): c for c in (canonical(run_dir, c) for c in configs)}
+    for config in unique.values():
         cfg = single_config_cfg(run_dir, config)
         tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
         sub = run_dir / "explain" / "ondemand" / tag

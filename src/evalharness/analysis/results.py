@@ -8,6 +8,8 @@ same effects, pairs and Shapley code serves every task.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 
-from evalharness.engine.tables import summary_factors
+from evalharness.engine.tables import read_summary, summary_factors
 from evalharness.tasks.base import Task, get_task
 
 
@@ -42,6 +44,8 @@ class RunResults:
     sample_ids: list[str]
     labels: np.ndarray  # classification labels (-1 elsewhere)
     extra_factors: list[str] = field(default_factory=list)
+    # spells a config as the rows do (a setting the option lacks reads "-"): run dirs set it
+    canonical: Callable[[dict[str, str]], dict[str, str]] | None = None
 
     @classmethod
     def load(cls, run_dir: Path, dataset=None) -> RunResults:
@@ -50,12 +54,15 @@ class RunResults:
             if not (run_dir / name).exists():
                 raise FileNotFoundError(f"{run_dir / name} not found: is this a finished run dir?")
         task = task_of_run(run_dir)
-        head = pd.read_csv(run_dir / "summary.csv", nrows=0)
-        factors = summary_factors(head)
-        summary = pd.read_csv(run_dir / "summary.csv", dtype={f: str for f in factors})
+        summary = read_summary(run_dir / "summary.csv")
         cols = [n for n in task.schema.names if n != "error"]
         preds = pq.read_table(run_dir / "predictions.parquet", columns=cols).to_pandas()
-        return cls.from_frames(summary, preds, task, dataset)
+        res = cls.from_frames(summary, preds, task, dataset)
+        if (run_dir / "factors.json").exists() and (run_dir / "choices.json").exists():
+            from evalharness.rundir import canonical  # rundir builds on this module
+
+            res.canonical = functools.partial(canonical, run_dir)
+        return res
 
     @classmethod
     def from_frames(cls, summary: pd.DataFrame, preds: pd.DataFrame, task: Task, dataset=None):
@@ -79,7 +86,8 @@ class RunResults:
         new = ~other.summary.config_id.isin(self.summary.config_id)
         summary = pd.concat([self.summary, other.summary[new]], ignore_index=True)
         records = {**other.records, **self.records}
-        return RunResults(summary, self.task, records, self.sample_ids, self.labels)
+        return RunResults(summary, self.task, records, self.sample_ids, self.labels,
+                          canonical=self.canonical)  # fmt: skip
 
     @property
     def metric(self) -> str:
@@ -97,6 +105,8 @@ class RunResults:
 
         Every factor column (swept settings included) must match: two configs that differ
         only in a sub-setting (limit_side_len) are never conflated."""
+        if self.canonical is not None:
+            config = self.canonical(config)
         mask = np.ones(len(self.summary), bool)
         for f in self.factors:
             if f in config:

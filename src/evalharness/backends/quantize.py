@@ -26,6 +26,21 @@ from evalharness.models.source import file_sha256
 
 ORT_METHODS = ("minmax", "entropy", "percentile")
 NNCF_PRESETS = ("performance", "mixed")
+SETTING_CHOICES = {  # checked at planning, before a run dir is claimed
+    "int8_ort": {"calibration_method": ORT_METHODS},
+    "int8_nncf": {"preset": NNCF_PRESETS},
+}
+
+
+def check_precision_settings(precision: str, settings) -> None:
+    """A quantizer setting outside what the quantizer offers: one line, before any work."""
+    for key, allowed in SETTING_CHOICES.get(precision, {}).items():
+        value = settings.get(key)
+        if value is not None and str(value) not in allowed:
+            raise ValueError(
+                f"precision '{precision}': {key} must be one of {', '.join(allowed)}, "
+                f"got '{value}'"
+            )
 
 
 @contextlib.contextmanager

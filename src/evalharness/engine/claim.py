@@ -106,6 +106,7 @@ def claim(run_dir: Path, plan: dict[str, Any], files: dict[str, str]) -> Iterato
     this is a resume. Nothing is written when the check refuses."""
     run_dir = Path(run_dir)
     existed = run_dir.exists()
+    had_lock = (run_dir / LOCK).exists()
     try:
         with locked(run_dir):
             resuming = check_plan(run_dir, plan)
@@ -118,6 +119,8 @@ def claim(run_dir: Path, plan: dict[str, Any], files: dict[str, str]) -> Iterato
     except (PlanMismatchError, RunDirBusyError):
         if not existed:  # refused before anything was written: leave no trace either
             _remove_if_only_lock(run_dir)
+        elif not had_lock:  # someone's dir: take back the lock file this check made
+            (run_dir / LOCK).unlink(missing_ok=True)
         raise
 
 

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from evalharness import CONF_DIR
 from evalharness.backends import BACKENDS
 from evalharness.backends.base import ModelVariant
+from evalharness.backends.quantize import check_precision_settings
 from evalharness.engine import stacks
 from evalharness.models.source import ModelSpec
 from evalharness.preprocess.colour import ColourSpec, HostNormSpec
@@ -212,6 +213,7 @@ def resolve(
 ) -> RunSpec:
     """Turn one assignment of factor values into a RunSpec; raise PlanError if impossible."""
     BACKENDS.get(options["backend"].name)
+    check_precision_settings(options["precision"].name, options["precision"])
     try:
         stages, mean, std = build_stages(options, card, model)
     except (ValueError, UnknownNameError) as e:
@@ -361,19 +363,41 @@ def assignments(factors: dict, base: dict[str, str], mode: str):
                 yield ((f, str(v)),)
 
 
+NOT_SET = "-"  # a swept setting the option does not have (fp32 has no calibration_method)
+
+
 def _options_for(choices, factors, base_options, settings) -> dict[str, DictConfig]:
+    """Each factor's option, with the swept settings applied where the option has them.
+
+    A setting applies only to the options that have it: sweeping
+    `precision.calibration_method` next to fp32 changes the int8 configs and leaves fp32
+    as it is (its column reads "-"). The value "-" keeps the option's own setting."""
     options = {f: load_option(f, choices[f]) if f in factors else base_options[f] for f in FACTORS}
     for key, value in settings.items():
         group, name = key.split(".", 1)
+        if name not in options[group] or str(value) == NOT_SET:
+            continue
         opt = OmegaConf.create(OmegaConf.to_container(options[group]))
-        if name not in opt:
-            raise PlanError(
-                f"sweep factor '{key}': option '{choices[group]}' of {group} has no "
-                f"setting '{name}' (it has {', '.join(map(str, opt.keys()))})"
-            )
         opt[name] = value
         options[group] = opt
     return options
+
+
+def canonical_settings(config: dict[str, str], settings: dict[str, str], card) -> dict[str, str]:
+    """A config's swept-setting columns as the plan writes them: "-" where the config's
+    option has no such setting (fp32's calibration_method), the option's own value where
+    "-" asks for it. Explain's coalitions mix the two sides' values; this names the row."""
+    out = dict(config)
+    for column, key in settings.items():
+        group, name = key.split(".", 1)
+        if column not in out or group not in out:
+            continue
+        opt = load_option(group, out[group])
+        if name not in opt:
+            out[column] = NOT_SET
+        elif out[column] == NOT_SET:
+            out[column] = str(_pick(opt, name, card))
+    return out
 
 
 def _parse(value: str) -> Any:
@@ -392,6 +416,7 @@ def expand(
     factors = dict(sweep.get("factors") or {})
     _check_factor_names({k: v for k, v in factors.items() if k != stacks.STACK})
     exclude = list(sweep.get("exclude") or [])
+    has: dict[str, set[str]] = {}  # group -> every setting its options here have
     specs, impossible, seen = [], [], set()
     threads = int(cfg.threads)
     for combo in assignments(factors, base_choices, sweep.get("mode", "product")):
@@ -407,6 +432,8 @@ def expand(
         if any(_matches({**choices, **assigned, stacks.STACK: stack}, r) for r in exclude):
             continue
         options = _options_for(choices, {*factors, *stacked}, base_options, settings)
+        for group in {k.split(".", 1)[0] for k in settings}:
+            has.setdefault(group, set()).update(map(str, options[group].keys()))
         columns = setting_columns(factors, options, cfg.model.card)
         try:
             spec = resolve(
@@ -419,6 +446,13 @@ def expand(
         if spec.config_id not in seen:
             seen.add(spec.config_id)
             specs.append(spec)
+    for key in (k for k in factors if "." in k):
+        group, name = key.split(".", 1)
+        if group in has and name not in has[group]:  # a typo: no option here has it
+            raise PlanError(
+                f"sweep factor '{key}': no option of {group} in this sweep has a setting "
+                f"'{name}' (they have {', '.join(sorted(has[group]))})"
+            )
     if impossible and not factors:  # a single config: its one reason, on one line
         raise PlanError(impossible[0])
     if impossible and sweep.get("impossible", "refuse") == "skip":
@@ -442,7 +476,8 @@ def setting_columns(factors: dict, options: dict[str, DictConfig], card) -> tupl
     out = []
     for key in (k for k in factors if "." in k):
         group, name = key.split(".", 1)
-        out.append((setting_column(key), str(_pick(options[group], name, card))))
+        opt = options[group]
+        out.append((setting_column(key), str(_pick(opt, name, card)) if name in opt else NOT_SET))
     return tuple(out)
 
 

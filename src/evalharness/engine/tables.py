@@ -37,6 +37,16 @@ def summary_factors(table: pd.DataFrame) -> list[str]:
     return [c for c in FACTORS if c in cols]
 
 
+def read_summary(path: Path) -> pd.DataFrame:
+    """summary.csv with its factor columns as the strings written: a setting's value "None"
+    or "-" stays a value (pandas would read "None" as missing and no row would match)."""
+    table = pd.read_csv(path)
+    factors = summary_factors(table)
+    if factors:
+        table[factors] = pd.read_csv(path, usecols=factors, dtype=str, keep_default_na=False)
+    return table
+
+
 def config_predictions(run_dir: Path, task: Task) -> dict[str, pd.DataFrame]:
     """Each config's prediction rows (task columns), in sample order."""
     cols = [n for n in task.schema.names if n not in ("sample_id", "error")]
