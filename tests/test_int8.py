@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from omegaconf import open_dict
 import pytest
+from omegaconf import open_dict
 
 from evalharness.data.dataset import load_dataset
 from evalharness.engine.calibration import choose, hold_out

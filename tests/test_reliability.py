@@ -81,8 +81,8 @@ def test_a_refused_run_changes_nothing_on_disk(finished, tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "evalharness", "progress=false", *args],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    argv = [sys.executable, "-m", "evalharness", "progress=false", *args]
+    return subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize(

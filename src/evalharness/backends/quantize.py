@@ -38,8 +38,7 @@ def check_precision_settings(precision: str, settings) -> None:
         value = settings.get(key)
         if value is not None and str(value) not in allowed:
             raise ValueError(
-                f"precision '{precision}': {key} must be one of {', '.join(allowed)}, "
-                f"got '{value}'"
+                f"precision '{precision}': {key} must be one of {', '.join(allowed)}, got '{value}'"
             )
 
 
