@@ -132,3 +132,30 @@ def test_kill_9_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path):
     keep = ["config_id", "n", "n_errors", "top1", "top1_lo", "top1_hi", "top5"]
     sa, sb = pd.read_csv(full / "summary.csv"), pd.read_csv(killed / "summary.csv")
     pd.testing.assert_frame_equal(sa[keep], sb[keep])
+
+
+@pytest.mark.parametrize(
+    "arg,line",
+    [
+        ("chunksize=3", "error: unknown setting 'chunksize' (did you mean 'chunk_size'?); valid: "),
+        ("dataset.hashh=stat", "error: unknown setting 'dataset.hashh' (did you mean 'hash'?)"),
+        ("dataset.limit=[", "error: cannot parse 'dataset.limit=[': "),
+    ],
+)
+def test_a_mistyped_key_is_one_line_and_leaves_no_dir(arg, line, tmp_path):
+    r = cli(arg, f"hydra.run.dir={tmp_path / 'run'}")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line), r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_dataset_hash_stat_as_the_readme_writes_it(tmp_path):
+    r = cli("dataset.hash=stat", "dataset.limit=8", "progress=false", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    assert set(pd.read_csv(tmp_path / "summary.csv").dataset_hash_mode) == {"stat"}
+
+
+def test_every_dataset_config_names_its_hash_mode():
+    for path in (PROJECT_ROOT / "conf" / "dataset").glob("*.yaml"):
+        assert "\nhash: content" in path.read_text(), path.name

@@ -88,6 +88,28 @@ def multirun_failure_message(exc: BaseException) -> str:
     )
 
 
+def composition_error_line(exc: BaseException) -> str:
+    """Hydra's multi-line refusal of an override (a mistyped key, bad grammar) as one line."""
+    import difflib
+
+    cause = exc.__cause__
+    key = getattr(cause, "full_key", None)
+    if "not in struct" in str(cause) and key:
+        parent = getattr(cause, "parent_node", None)
+        names = [str(k) for k in parent.keys() if k != "hydra"] if hasattr(parent, "keys") else []
+        leaf = key.rsplit(".", 1)[-1]
+        close = difflib.get_close_matches(leaf, names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return (
+            f"error: unknown setting '{key}'{hint}; valid: {', '.join(names)} "
+            f"(+{key}=... adds a new key)"
+        )
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = "; ".join(ln for ln in lines if not ln.startswith("See https"))
+    override = getattr(exc, "override", None)  # OverrideParseException names it
+    return f"error: cannot parse '{override}': {text}" if override else f"error: {text}"
+
+
 def main() -> None:
     from evalharness.cli import dispatch
 
@@ -101,7 +123,17 @@ def main() -> None:
         _NEW_DIRS[:] = missing_run_dirs(sys.argv[1:], Path.cwd())
         if not any(a.lstrip("+").startswith("hydra.run.dir=") for a in sys.argv[1:]):
             _DEFAULT_PARENT = Path.cwd() / DEFAULT_RUN_PARENT
-        _hydra_main()
+        from hydra.errors import HydraException
+
+        # Hydra prints a refused override in several lines (exit 1); re-raised, it is one
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+        try:
+            _hydra_main()
+        except HydraException as exc:
+            if os.environ.get("EVALHARNESS_DEBUG"):
+                raise
+            print(composition_error_line(exc), file=sys.stderr)
+            sys.exit(2)
         return
     # In a multirun Hydra prints a launcher's failure (a Ray cluster that is not there, ...)
     # as a long trace; letting it through to here turns it into one line.
