@@ -37,7 +37,15 @@ def test_each_bad_file(tmp_path, lib, name):
         assert 60 < out.mean() < 160  # the picture, not zeros or inverted garbage
 
 
-def test_unreadable_file_is_an_error_row_even_for_root():
+ALL_DECODERS = [*LIBS, "kornia_rs", "simplejpeg"]
+
+
+@pytest.mark.parametrize("lib", ALL_DECODERS)
+def test_unreadable_file_is_an_error_row_even_for_root(lib):
+    import importlib.util
+
+    if lib in ("kornia_rs", "simplejpeg") and importlib.util.find_spec(lib) is None:
+        pytest.skip(f"pip install 'evalharness[{lib}]'")
     folder = Path(tempfile.mkdtemp(prefix="eh-perm-", dir="/tmp"))
     folder.chmod(0o755)  # the folder is readable by anyone: only the file's bits refuse
     path = folder / "secret.jpg"
@@ -50,7 +58,7 @@ def test_unreadable_file_is_an_error_row_even_for_root():
             os.setgid(65534)
             os.setuid(65534)
             try:
-                decode(path, DecodeSpec("pil"))
+                decode(path, DecodeSpec(lib))
                 msg = b"decoded"
             except StageError as e:
                 msg = e.reason.encode()

@@ -157,3 +157,36 @@ def test_a_setting_no_option_has_is_named(tmp_path):
                        "'calibration_methd'"):  # fmt: skip
         run_in_process(SWEEP, tmp_path / "run", cfg_edit=typo)
     assert not (tmp_path / "run").exists()
+
+
+def _ort_int8(overrides):
+    return [*SWEEP[1:], "backend=onnxruntime", "precision=int8_ort", *overrides]
+
+
+def test_the_quantized_model_follows_the_preprocessing_it_calibrated_through(tmp_path):
+    """Same model, same images, another resize: the calibration tensors differ, so the cached
+    int8 model must too (reusing it would score one chain with another chain's ranges)."""
+    cache = f"cache_dir={tmp_path / 'cache'}"  # its own: nothing quantized before this test
+    dirs = [
+        run_in_process(_ort_int8([cache, f"resize={r}"]), tmp_path / str(i))[1]
+        for i, r in enumerate(["pil_bilinear", "pil_bilinear", "cv2_linear"])
+    ]
+    seconds = [json.loads((d / "stats.json").read_text())["quantize_seconds"] for d in dirs]
+    assert seconds[0] > 0 and seconds[1] == 0 and seconds[2] > 0
+
+
+def test_shards_and_on_demand_configs_hold_out_the_same_calibration_images(tmp_path):
+    from evalharness.rundir import evaluate_on_demand
+
+    whole, out = run_in_process(_ort_int8([]), tmp_path / "whole")
+    scored = set(pd.read_parquet(out / "predictions.parquet").sample_id)
+    parts = [
+        set(pd.read_parquet(d / "predictions.parquet").sample_id)
+        for i in (0, 1)
+        for d in [
+            run_in_process(_ort_int8(["shard.count=2", f"shard.index={i}"]), tmp_path / f"s{i}")[1]
+        ]  # fmt: skip
+    ]
+    assert parts[0].isdisjoint(parts[1]) and parts[0] | parts[1] == scored
+    extra = evaluate_on_demand(out, [{"backend": "openvino", "precision": "int8_ort"}])
+    assert set(extra.sample_ids) == scored and len(scored) == 120

@@ -194,6 +194,39 @@ def test_an_ir_is_identified_by_its_xml_and_its_bin(tmp_path, export_cache):
         ModelSpec.from_config(_model_cfg(patch)[0].model)
 
 
+def test_onnx_external_data_and_an_ncnn_bin_are_part_of_the_model_id(tmp_path, export_cache):
+    cfg, _ = compose_config([])
+    model = onnx.load(str(export_onnx(ModelSpec.from_config(cfg.model), export_cache)))
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, location="ext.data",
+              size_threshold=0)  # fmt: skip
+
+    def ids(patch):
+        spec = ModelSpec.from_config(_model_cfg(patch)[0].model)
+        return spec.weights_sha256, [f.name for f in spec.files]
+
+    onnx_patch = {"source": "onnx", "weights": str(path)}
+    first, files = ids(onnx_patch)
+    assert files == ["ext.onnx", "ext.data"]
+    data = bytearray((tmp_path / "ext.data").read_bytes())
+    data[-4:] = b"\x00\x00\x80\x3f"  # new weights, the same .onnx bytes
+    (tmp_path / "ext.data").write_bytes(bytes(data))
+    assert ids(onnx_patch)[0] != first
+    (tmp_path / "ext.data").unlink()
+    with pytest.raises(FileNotFoundError, match=r"ext.data \(part of the onnx model ext.onnx"):
+        ids(onnx_patch)
+    # ncnn: the .param names the graph, the .bin holds the weights
+    param, weights = tmp_path / "net.param", tmp_path / "net.bin"
+    param.write_text("7767517\n1 1\nInput in0 0 1 in0\n")
+    weights.write_bytes(b"\x00" * 16)
+    ncnn_patch = {"source": "ncnn", "weights": str(param), "input_name": "in0",
+                  "output_name": "out0"}  # fmt: skip
+    first, files = ids(ncnn_patch)
+    assert files == ["net.param", "net.bin"]
+    weights.write_bytes(b"\x01" + b"\x00" * 15)
+    assert ids(ncnn_patch)[0] != first
+
+
 def test_derived_models_follow_the_content_and_never_sit_beside_the_user_file(
     tmp_path, export_cache
 ):
