@@ -38,6 +38,13 @@ def test_calibration_choice_is_deterministic_balanced_and_never_scored(int8_run)
     assert scored.isdisjoint(s.sample_id for s in calib)
     assert (summary.n == 120).all()  # every config, the fp32 reference included
     assert hold_out(ds, calib).content_hash != ds.content_hash
+    written = pd.read_csv(out / "calibration.csv", dtype=str)
+    assert written.sample_id.tolist() == [s.sample_id for s in calib]
+    from evalharness.analysis.findings import findings  # (quiet runs write no findings.md)
+
+    assert "int8 calibrated on 40 images held out of demo, scored by no config" in "\n".join(
+        findings(out, max_on_demand=0).facts
+    )
 
 
 def test_every_runnable_combination_has_a_row_and_an_agreement(int8_run):

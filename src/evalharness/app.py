@@ -237,6 +237,12 @@ def run(
         "configs.csv": configs.to_csv(index=False),
         "factors.json": json.dumps({"factors": columns, "settings": settings}, indent=1),
     }
+    if calib:  # which images int8 calibrated on: held out of every config, or another set
+        other = cfg.calibration.get("dataset")
+        source = f"of {other}" if other else f"held out of {dataset.name}"
+        files["calibration.csv"] = pd.DataFrame(
+            {"sample_id": [c.sample_id for c in calib], "source": source}
+        ).to_csv(index=False)
     with claim(Path(run_dir), plan, files):
         log.info("%d config(s) x %d samples -> %s", len(specs), len(dataset), run_dir)
         stats = run_sweep(specs, dataset, Path(run_dir), opts, task, calibrator(calib))

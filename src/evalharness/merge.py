@@ -26,7 +26,14 @@ from evalharness.engine.tables import finalize, summary_factors
 
 # Nodes of one cluster may differ in CPU; anything else that differs changes the numbers.
 MAY_DIFFER = {"cpu"}
-COPIED = ("configs.csv", "run_config.yaml", "choices.json", "factors.json", "variants.json")
+COPIED = (
+    "configs.csv",
+    "run_config.yaml",
+    "choices.json",
+    "factors.json",
+    "variants.json",
+    "calibration.csv",
+)
 
 
 class MergeError(ValueError):

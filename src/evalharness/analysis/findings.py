@@ -251,6 +251,15 @@ def findings(
         f"n = {n} images"
         + (f" ({n_err} error rows in all, counted as misses: errors.csv)" if n_err else "")
     ]
+    calib = run_dir / "calibration.csv"
+    if calib.exists():
+        table = pd.read_csv(calib, dtype=str)
+        source = table.source.iloc[0] if len(table) else ""
+        facts.append(
+            f"int8 calibrated on {len(table)} images {source}"
+            + (", scored by no config" if source.startswith("held out") else "")
+            + " (calibration.csv)"
+        )
     if ref_id is not None:
         r = s.set_index("config_id").loc[ref_id]
         shown = {f: v for f, v in ref.items() if f in res.varying_factors()} or ref

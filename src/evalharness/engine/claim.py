@@ -27,6 +27,7 @@ OURS = {
     "run_config.yaml",
     "choices.json",
     "factors.json",
+    "calibration.csv",
     "parts",
     ".hydra",
     LOCK,
