@@ -22,8 +22,14 @@ SWEEP = ["+sweep=int8", "dataset.limit=160", "calibration.n=40", "chunk_size=40"
 
 
 @pytest.fixture(scope="module")
-def int8_run(tmp_path_factory):
-    return run_in_process(SWEEP, tmp_path_factory.mktemp("int8"))
+def int8_cache(tmp_path_factory):
+    """The module's own model cache: nothing is quantized in it before int8_run."""
+    return f"cache_dir={tmp_path_factory.mktemp('int8-cache')}"
+
+
+@pytest.fixture(scope="module")
+def int8_run(tmp_path_factory, int8_cache):
+    return run_in_process([*SWEEP, int8_cache], tmp_path_factory.mktemp("int8"))
 
 
 def test_calibration_choice_is_deterministic_balanced_and_never_scored(int8_run):
@@ -64,12 +70,59 @@ def test_every_runnable_combination_has_a_row_and_an_agreement(int8_run):
     assert (logit[q] - logit[fp32]).abs().max() > 1e-3  # int8 arithmetic really ran
 
 
-def test_a_second_run_reuses_the_quantized_models(int8_run, tmp_path):
+def test_a_second_run_reuses_the_quantized_models(int8_run, int8_cache, tmp_path):
     _, out = int8_run
-    first = json.loads((out / "stats.json").read_text())
-    assert first["quantize_seconds"] > 0 or "reused" in str(first)  # cache may be warm
-    _, again = run_in_process(SWEEP, tmp_path / "again")
+    assert json.loads((out / "stats.json").read_text())["quantize_seconds"] > 0  # fresh cache
+    _, again = run_in_process([*SWEEP, int8_cache], tmp_path / "again")
     assert json.loads((again / "stats.json").read_text())["quantize_seconds"] == 0
+
+
+def test_a_users_onnx_is_quantized_in_the_cache_never_beside_it(tmp_path, export_cache):
+    """model=onnx_file with int8 on both runtimes: the user's folder (read-only here) keeps
+    exactly its one file, and both int8 configs score with their own quantized model."""
+    from evalharness.backends.export import export_onnx
+    from evalharness.models.source import ModelSpec
+
+    cfg, _ = compose_config([])
+    user_dir = tmp_path / "models"
+    user_dir.mkdir()
+    onnx_path = user_dir / "model.onnx"
+    onnx_path.write_bytes(export_onnx(ModelSpec.from_config(cfg.model), export_cache).read_bytes())
+    user_dir.chmod(0o555)
+    try:
+
+        def users_onnx(cfg):
+            with open_dict(cfg):
+                cfg.model.update(source="onnx", weights=str(onnx_path))
+                cfg.sweep.factors = {
+                    "backend": ["onnxruntime", "openvino"],
+                    "precision": ["fp32", "int8_ort"],
+                }
+
+        summary, out = run_in_process(
+            [*SWEEP, f"cache_dir={tmp_path / 'cache'}"], tmp_path / "run", cfg_edit=users_onnx
+        )
+    finally:
+        user_dir.chmod(0o755)
+    assert [p.name for p in user_dir.iterdir()] == ["model.onnx"]
+    int8 = summary[summary.precision == "int8_ort"]
+    assert set(int8.backend) == {"onnxruntime", "openvino"} and (int8.n == 120).all()
+    assert (int8.precision_ran == "int8").all() and int8.agree_ref.between(50, 100).all()
+    assert json.loads((out / "stats.json").read_text())["quantize_seconds"] > 0
+
+
+def test_the_findings_of_one_int8_command_give_its_delta_and_agreement(tmp_path):
+    """`precision=int8_ort backend=onnxruntime`: the reference is torch fp32, so no factor
+    changes alone; the findings still say the int8 config's paired difference and agree_ref."""
+    from evalharness.analysis.findings import findings
+
+    summary, out = run_in_process(_ort_int8([]), tmp_path / "one")
+    text = findings(out, max_on_demand=0).markdown()
+    q = summary[~summary.reference].iloc[0]
+    line = next(ln for ln in text.splitlines() if ln.startswith("- backend=onnxruntime precision"))
+    assert f"top1 {q.top1:.2f} [{q.top1_lo:.2f}, {q.top1_hi:.2f}]" in line
+    assert "against the reference;" in line and "image(s) worse" in line
+    assert f"agree_ref {q.agree_ref:.2f} [{q.agree_ref_lo:.2f}, {q.agree_ref_hi:.2f}]%" in line
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,11 @@ hmean):
   factors whose every interval contains 0 are said to have no effect, with the bound;
 - the worst config, its gap to the reference and the exact Shapley split of that gap
   (coalition configs the sweep lacks are evaluated on demand when they are few);
-- n, the number of images each config is scored on, and the worst config's agree_ref.
+- n, the number of images each config is scored on, and the worst config's agree_ref;
+- in a small sweep (a single command, `+sweep=int8`), every config against the reference
+  with its paired interval, the images it makes worse/better and its agree_ref: there the
+  factors often cannot be separated (the reference is torch fp32, int8 runs elsewhere), but
+  each config's own difference always can.
 
 Every interval comes from one bootstrap index matrix (the effects, the gap and the Shapley
 terms are paired); a few hundred resamples are plenty for a summary. The same block heads
@@ -33,6 +37,7 @@ from evalharness.analysis.results import RunResults
 FINDINGS_BOOTSTRAP = 500
 MAX_ON_DEMAND = 8  # beyond this many missing coalition configs, no Shapley split here
 MAX_LEVELS_LISTED = 3  # other levels of a factor that matters, after the largest
+MAX_CONFIG_LINES = 6  # up to this many non-reference configs, one line each
 
 
 @dataclass
@@ -58,10 +63,11 @@ class Findings:
     title: str
     facts: list[str]  # n, the reference
     factors: list[str] = field(default_factory=list)
+    configs: list[str] = field(default_factory=list)
     worst: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return [*self.facts, *self.factors, *self.worst]
+        return [*self.facts, *self.factors, *self.configs, *self.worst]
 
     def markdown(self) -> str:
         return f"## {self.title}\n\n" + "\n".join(f"- {line}" for line in self.lines()) + "\n"
@@ -164,6 +170,44 @@ def factor_line(factor: str, share: float, ref_level: str, effects: list[LevelEf
     return text
 
 
+def _agree_text(w, fmt) -> str:
+    if "agree_ref" not in w or pd.isna(w.get("agree_ref")):
+        return ""
+    return (
+        f"; agree_ref {fmt.value(w.agree_ref, w.get('agree_ref_lo'), w.get('agree_ref_hi'))}"
+        "% (images whose outcome equals the reference's)"
+    )
+
+
+def config_lines(res: RunResults, ref: dict[str, str], values, fmt) -> list[str]:
+    """Each non-reference config against the reference, lowest first, when there are few.
+
+    The factor lines need two configs that differ in one factor only; a single command such
+    as `precision=int8_ort backend=onnxruntime` has none (its reference is torch fp32), yet
+    its own paired difference and agreement are the answer the user ran it for.
+    """
+    ref_id = res.find(ref)
+    others = [c for c in res.summary.config_id if c != ref_id]
+    if ref_id is None or not others or len(others) > MAX_CONFIG_LINES:
+        return []
+    m = res.metric
+    row = res.summary.set_index("config_id")
+    lines = []
+    for cid in sorted(others, key=lambda c: (row[m][c], c)):
+        r = compare_values(
+            values(ref_id), values(cid), res.scores(ref_id), res.scores(cid), res.sample_ids
+        )
+        w = row.loc[cid]
+        diff = {f: v for f, v in res.factors_of(cid).items() if ref.get(f) != v}
+        lines.append(
+            f"{_assign(diff)}: {m} {fmt.value(w[m], w.get(f'{m}_lo'), w.get(f'{m}_hi'))}, "
+            f"{fmt.delta(r.delta, r.delta_lo, r.delta_hi)} against the reference; "
+            f"{r.right_to_wrong} image(s) worse, {r.wrong_to_right} better "
+            f"(paired sign test p = {r.p_mcnemar:.2g})" + _agree_text(w, fmt)
+        )
+    return lines
+
+
 def choose_worst(res: RunResults, ref: dict[str, str]) -> str:
     """The lowest-scoring config; among ties, the one closest to the reference (the gap
     with the fewest factors to share out)."""
@@ -196,11 +240,7 @@ def worst_lines(run_dir, res, ref, idx, values, fmt, max_on_demand: int) -> list
         f"{fmt.value(w[m], w.get(f'{m}_lo'), w.get(f'{m}_hi'))}, "
         f"{fmt.delta(r.delta, r.delta_lo, r.delta_hi)} against the reference"
     )
-    if "agree_ref" in row and pd.notna(w.get("agree_ref")):
-        text += (
-            f"; agree_ref {fmt.value(w.agree_ref, w.get('agree_ref_lo'), w.get('agree_ref_hi'))}"
-            "% (images whose outcome equals the reference's)"
-        )
+    text += _agree_text(w, fmt)
     ties = int((row[m] == w[m]).sum()) - 1
     if ties:
         text += f"; {ties} other config(s) score the same, this one is closest to the reference"
@@ -274,6 +314,7 @@ def findings(
         return out
     if s[m].nunique() == 1:
         out.factors.append(f"Every config scores {m} {s[m].iloc[0]:.2f}: no factor changes it")
+        out.configs = config_lines(res, ref, values, fmt)  # the same score, not the same images
         return out
     shares = variance_shares(s, varying, m).set_index("factor").share
     for f in sorted(varying, key=lambda f: -shares[f]):
@@ -289,6 +330,7 @@ def findings(
             f"interactions: {shares['interactions'] * 100:.1f}% of the variance "
             "(what the factors' separate effects leave)"
         )
+    out.configs = config_lines(res, ref, values, fmt)
     out.worst = worst_lines(run_dir, res, ref, idx, values, fmt, max_on_demand)
     return out
 
