@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from evalharness.backends.base import MissingRuntimeError
 from evalharness.compose import compose_config
@@ -109,3 +110,28 @@ def test_tracking_none_is_the_default_and_an_unknown_kind_is_named():
     check_tracking(cfg.tracking)
     with pytest.raises(ValueError, match="tracking.kind must be one of"):
         check_tracking({"kind": "wandb"})
+
+
+def test_shards_log_nothing_and_their_merge_logs_the_whole_sweep_once(tmp_path, capsys):
+    from evalharness.merge import main as merge_main
+
+    client = _client(tmp_path)
+    shards = [_sweep(tmp_path / f"s{i}", "shard.count=2", f"shard.index={i}") for i in (0, 1)]
+    for i in (0, 1):  # each shard's own store: nothing was logged there
+        assert client_store_empty(tmp_path / f"s{i}" / "mlruns")
+    for d in shards:  # the shards' own config names the store the merge logs to
+        cfg = OmegaConf.load(d / "run_config.yaml")
+        cfg.tracking.uri = f"file:{tmp_path / 'mlruns'}"
+        OmegaConf.save(cfg, d / "run_config.yaml")
+    capsys.readouterr()
+    merged = tmp_path / "merged"
+    assert merge_main([str(merged), *map(str, shards)]) == 0
+    assert "mlflow: run " in capsys.readouterr().out
+    exp, parent = _parent(client, merged.resolve())
+    summary = pd.read_csv(merged / "summary.csv")
+    assert parent.data.params["configs"] == str(len(summary)) == "4"
+    assert parent.data.params["n"] == "40"
+
+
+def client_store_empty(store) -> bool:
+    return not store.exists() or not any(store.rglob("meta.yaml"))

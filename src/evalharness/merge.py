@@ -182,7 +182,28 @@ def main(argv: list[str] | None = None) -> int:
 
     # The sweep's end: its findings, with no on-demand evaluation (merge loads no backend).
     print(write_findings(args.out, max_on_demand=0), end="")
+    _finish_like_the_sweep(args.out)
     return 0
+
+
+def _finish_like_the_sweep(out: Path) -> None:
+    """What a single-process run does after its findings, as the shards' config asked:
+    report=true writes report.html, tracking=mlflow logs the whole sweep once (a shard
+    logs nothing: it is not the sweep)."""
+    from omegaconf import OmegaConf
+
+    from evalharness.tracking import log_sweep
+
+    if not (out / "run_config.yaml").exists():
+        return
+    cfg = OmegaConf.load(out / "run_config.yaml")
+    if cfg.get("report"):
+        from evalharness.report.build import write_report
+
+        print(f"report: {write_report(out)}")
+    logged = log_sweep(cfg, out)
+    if logged:
+        print(logged)
 
 
 if __name__ == "__main__":  # python -m evalharness.merge: one line for a user's mistake
