@@ -126,24 +126,22 @@ def main() -> None:
         from hydra.errors import HydraException
 
         # Hydra prints a refused override in several lines (exit 1); re-raised, it is one
-        os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-        try:
-            _hydra_main()
-        except HydraException as exc:
-            if os.environ.get("EVALHARNESS_DEBUG"):
-                raise
-            print(composition_error_line(exc), file=sys.stderr)
-            sys.exit(2)
+        _run_hydra_main(HydraException, composition_error_line)
         return
     # In a multirun Hydra prints a launcher's failure (a Ray cluster that is not there, ...)
     # as a long trace; letting it through to here turns it into one line.
+    _run_hydra_main(Exception, multirun_failure_message)
+
+
+def _run_hydra_main(catch: type[BaseException], one_line) -> None:
+    """Run the Hydra app; an exception of type `catch` becomes one stderr line and rc 2."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         _hydra_main()
-    except Exception as exc:
+    except catch as exc:
         if os.environ.get("EVALHARNESS_DEBUG"):
             raise
-        print(multirun_failure_message(exc), file=sys.stderr)
+        print(one_line(exc), file=sys.stderr)
         sys.exit(2)
 
 
