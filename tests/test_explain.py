@@ -61,6 +61,13 @@ def test_bad_factor_is_one_line(sweep_dir, capsys):
     assert "unknown factor 'colours'" in capsys.readouterr().err
 
 
+def test_a_setting_the_run_does_not_sweep_says_how_to_sweep_it(sweep_dir, capsys):
+    assert explain_main([str(sweep_dir), "--b", "resize.limit_side_len=960"]) == 2
+    err = capsys.readouterr().err
+    assert "'resize.limit_side_len' is not swept in this run" in err
+    assert "lists resize.limit_side_len: [...]" in err and err.count("\n") == 1
+
+
 def test_a_swept_setting_is_named_by_its_sweep_key_or_its_column():
     from types import SimpleNamespace
 

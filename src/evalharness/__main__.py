@@ -61,9 +61,14 @@ def remove_if_empty(dirs: list[Path]) -> None:
             pass  # not empty (or already gone): something is there, leave it
 
 
+_APP_STARTED: list[bool] = [False]  # composition is over once the job function runs
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
+
+    _APP_STARTED[0] = True
 
     from evalharness.app import run_from_hydra  # heavy imports after Hydra parsed the args
 
@@ -107,7 +112,22 @@ def composition_error_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     text = "; ".join(ln for ln in lines if not ln.startswith("See https"))
     override = getattr(exc, "override", None)  # OverrideParseException names it
-    return f"error: cannot parse '{override}': {text}" if override else f"error: {text}"
+    if override:
+        return f"error: cannot parse '{override}': {text}"
+    from hydra.errors import HydraException
+
+    if isinstance(exc, HydraException):
+        return f"error: {text}"
+    # OmegaConf failing to apply an override; the known case is a dotted sweep key
+    keys = [a.split("=", 1)[0].lstrip("+~") for a in sys.argv[1:] if "=" in a]
+    dotted = [k for k in keys if k.startswith("sweep.factors.") and k.count(".") >= 3]
+    hint = (
+        f"; '{dotted[0]}' reads as nested keys: write the factors whole, "
+        "'sweep.factors={resize:[limit_min,limit_max],resize.limit_side_len:[736,960]}'"
+        if dotted
+        else ""
+    )
+    return f"error: the overrides cannot be applied ({type(exc).__name__}: {text}){hint}"
 
 
 def main() -> None:
@@ -123,23 +143,24 @@ def main() -> None:
         _NEW_DIRS[:] = missing_run_dirs(sys.argv[1:], Path.cwd())
         if not any(a.lstrip("+").startswith("hydra.run.dir=") for a in sys.argv[1:]):
             _DEFAULT_PARENT = Path.cwd() / DEFAULT_RUN_PARENT
-        from hydra.errors import HydraException
-
-        # Hydra prints a refused override in several lines (exit 1); re-raised, it is one
-        _run_hydra_main(HydraException, composition_error_line)
+        # Hydra prints a refused override in several lines (exit 1), OmegaConf a trace for
+        # one it cannot apply; raised before the job started, either is one line
+        _run_hydra_main(Exception, composition_error_line, only_composition=True)
         return
     # In a multirun Hydra prints a launcher's failure (a Ray cluster that is not there, ...)
     # as a long trace; letting it through to here turns it into one line.
     _run_hydra_main(Exception, multirun_failure_message)
 
 
-def _run_hydra_main(catch: type[BaseException], one_line) -> None:
-    """Run the Hydra app; an exception of type `catch` becomes one stderr line and rc 2."""
+def _run_hydra_main(catch: type[BaseException], one_line, only_composition=False) -> None:
+    """Run the Hydra app; an exception of type `catch` becomes one stderr line and rc 2
+    (with `only_composition`, only one raised before the job started: a job's own failure
+    keeps its trace, it is a bug)."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         _hydra_main()
     except catch as exc:
-        if os.environ.get("EVALHARNESS_DEBUG"):
+        if os.environ.get("EVALHARNESS_DEBUG") or (only_composition and _APP_STARTED[0]):
             raise
         print(one_line(exc), file=sys.stderr)
         sys.exit(2)

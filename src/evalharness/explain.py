@@ -58,8 +58,15 @@ def setting_keys_as_columns(given: dict[str, str], res: RunResults) -> dict[str,
 
 def check_factors(given: dict[str, str], res: RunResults) -> None:
     for k in given:
-        if k not in res.factors:
-            raise ExplainError(f"unknown factor '{k}'; valid: {', '.join(res.factors)}")
+        if k in res.factors:
+            continue
+        if "." in k:  # group.setting: a real setting, only not one this run varies
+            raise ExplainError(
+                f"'{k}' is not swept in this run (its value is fixed); explain splits what a "
+                f"run varies: sweep it (a sweep's factors, as conf/case/paddle_limit.yaml "
+                f"lists {k}: [...]) or name only {', '.join(res.factors)}"
+            )
+        raise ExplainError(f"unknown factor '{k}'; valid: {', '.join(res.factors)}")
 
 
 def pairs_table(res: RunResults, a_id: str, idx: np.ndarray) -> pd.DataFrame:
