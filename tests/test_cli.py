@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evalharness import PROJECT_ROOT
+from evalharness import CONF_DIR, PROJECT_ROOT
 from evalharness.engine.store import done_chunks
 
 
@@ -28,7 +28,7 @@ def cli(*args: str, cwd: Path = PROJECT_ROOT, **kw) -> subprocess.CompletedProce
 def test_unknown_option_is_one_line_with_the_choices():
     r = cli("decoder=opencvv")
     assert r.returncode == 2
-    names = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "decoder").glob("*.yaml"))
+    names = sorted(p.stem for p in (CONF_DIR / "decoder").glob("*.yaml"))
     assert r.stderr.strip().splitlines() == [
         f"error: unknown decoder 'opencvv' (did you mean 'opencv'?); valid: {', '.join(names)}"
     ]
@@ -163,5 +163,5 @@ def test_dataset_hash_stat_as_the_readme_writes_it(tmp_path):
 
 
 def test_every_dataset_config_names_its_hash_mode():
-    for path in (PROJECT_ROOT / "conf" / "dataset").glob("*.yaml"):
+    for path in (CONF_DIR / "dataset").glob("*.yaml"):
         assert "\nhash: content" in path.read_text(), path.name

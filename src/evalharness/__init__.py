@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# The project root holds conf/, datasets/ and models/. Relative paths in configs resolve here
-# when they do not exist relative to the current directory.
+# The project root holds datasets/ and models/. Relative paths in configs resolve here
+# when they do not exist relative to the current directory. The configs ship in the package.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = PROJECT_ROOT / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def _package_file(package: str, relpath: str) -> str:
