@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 from omegaconf import open_dict
 
-from evalharness import PROJECT_ROOT
-from evalharness.backends import BACKENDS
-from evalharness.compose import compose_config
+from evalharness.backends.base import BACKENDS
+from evalharness.config.compose import compose_config
+from evalharness.config.plan import explicit_factors
 from evalharness.engine.loop import infer_batched
-from evalharness.engine.plan import explicit_factors
+from evalharness.paths import PROJECT_ROOT
 from evalharness.preprocess.pipeline import run_pipeline
 from evalharness.tasks.classification import as_logits
 
@@ -58,7 +58,7 @@ def available(backends: list[str]) -> list[str]:
 
 def sweep(model: str, dataset: str, backends: list[str], limit: int | None, out: Path):
     """The harness run: backend x (ncnn) precision under the card's reference pipeline."""
-    from evalharness.app import run
+    from evalharness.runner.run import run
 
     overrides = [f"model={model}", f"dataset={dataset}", "progress=false"]
     if limit:
@@ -108,7 +108,7 @@ def direct_pass(cfg, specs, dataset) -> pd.DataFrame:
 
 
 def case(model: str, dataset: str, backends: list[str], limit: int | None) -> pd.DataFrame:
-    from evalharness.compose import resolve
+    from evalharness.config.compose import resolve
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg, summary, wall = sweep(model, dataset, backends, limit, Path(tmp) / "run")
@@ -134,7 +134,7 @@ def case(model: str, dataset: str, backends: list[str], limit: int | None) -> pd
 
 def _specs(cfg, overrides):
     """The sweep's run specs (same factors as `sweep`), for the direct pass."""
-    from evalharness.app import prepare
+    from evalharness.runner.run import prepare
 
     cfg2, choices = compose_config(overrides)
     with open_dict(cfg2):

@@ -21,11 +21,11 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from evalharness.app import sweep_options
-from evalharness.compose import prepare_run
+from evalharness.config.compose import prepare_run
 from evalharness.engine.infer import infer_batched
 from evalharness.engine.loop import load_sessions, run_sweep
 from evalharness.preprocess.pipeline import run_pipeline
+from evalharness.runner.run import sweep_options
 
 
 class Images(TorchDataset):

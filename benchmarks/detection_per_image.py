@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalharness.analysis.paired import bootstrap_indices
-from evalharness.app import run
-from evalharness.compose import compose_config
+from evalharness.config.compose import compose_config
+from evalharness.config.plan import explicit_factors
 from evalharness.data.dataset import load_dataset
-from evalharness.engine.plan import explicit_factors
 from evalharness.engine.tables import SUMMARY_BOOTSTRAP
+from evalharness.runner.run import run
+from evalharness.stats.paired import bootstrap_indices
 from evalharness.tasks.base import get_task
 from evalharness.tasks.detection.coco import match_images
 from evalharness.tasks.detection.task import stored_detections

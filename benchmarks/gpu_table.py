@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evalharness.backends import BACKENDS
-from evalharness.compose import compose_config
+from evalharness.backends.base import BACKENDS
+from evalharness.config.compose import compose_config
+from evalharness.config.plan import explicit_factors
 from evalharness.engine.gpu_monitor import GpuMonitor
 from evalharness.engine.infer import infer_batched
-from evalharness.engine.plan import explicit_factors
 from evalharness.preprocess.pipeline import pixels
 from evalharness.tasks.classification import as_logits
 
@@ -68,7 +68,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--ort", action="store_true", help="onnxruntime cuda and tensorrt too")
     args = ap.parse_args()
-    from evalharness.app import prepare
+    from evalharness.runner.run import prepare
 
     overrides = [*args.overrides, "+sweep=gpu", "progress=false"]
     if args.ort:

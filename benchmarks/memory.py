@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from evalharness import PROJECT_ROOT
+from evalharness.paths import PROJECT_ROOT
 
 DEMO = PROJECT_ROOT / "datasets" / "demo"
 # 50 x 72 = 3,600 configs: 3 backends x 10 decoders x 20 resizes x 2 colours x 3 mean/std.

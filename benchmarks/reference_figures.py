@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from evalharness import PROJECT_ROOT
+from evalharness.paths import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
 from conftest import SHARED_DATA, run_in_process  # noqa: E402

@@ -1,7 +1,7 @@
 """A sweep run as one process vs as 2 shards through real Hydra launchers, side by side.
 
 Each way runs the same command line (`python -m evalharness ...`) end to end, start-up
-included, as a user runs it; the shard ways add `python -m evalharness.merge`. The merged
+included, as a user runs it; the shard ways add `python -m evalharness.runner.merge`. The merged
 predictions must equal the single run's, or the script stops.
 
 - single: one process, the whole sweep.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalharness import PROJECT_ROOT
+from evalharness.paths import PROJECT_ROOT
 
 SHARDS = ["shard.count=2", "shard.index=0,1"]
 LOOPBACK = PROJECT_ROOT / "scripts" / "ray_on_loopback.sh"
@@ -46,7 +46,7 @@ def merged_seconds(tmp: Path, name: str, launch: list[str], env=None) -> tuple[f
     sweep_dir = tmp / name
     shards = timed([*launch, *SHARDS, f"hydra.sweep.dir={sweep_dir}"], env)
     merge = timed(
-        [sys.executable, "-m", "evalharness.merge", str(tmp / f"{name}-merged")]
+        [sys.executable, "-m", "evalharness.runner.merge", str(tmp / f"{name}-merged")]
         + [str(sweep_dir / "0"), str(sweep_dir / "1")]
     )
     pd.testing.assert_frame_equal(

@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
-from evalharness.app import sweep_options
-from evalharness.compose import prepare_run
+from evalharness.config.compose import prepare_run
 from evalharness.engine.infer import infer_batched
 from evalharness.engine.loop import load_sessions, run_sweep
 from evalharness.preprocess.errors import StageError
 from evalharness.preprocess.pipeline import run_pipeline
+from evalharness.runner.run import sweep_options
 
 
 def compose_run(overrides: list[str]):

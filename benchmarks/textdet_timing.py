@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from evalharness.backends import BACKENDS
-from evalharness.compose import resolve
+from evalharness.backends.base import BACKENDS
+from evalharness.config.compose import resolve
 from evalharness.tasks.base import get_task
 from evalharness.tasks.text_detection.db import detect
 from evalharness.tasks.text_detection.protocol import match_image

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalharness import PROJECT_ROOT
+from evalharness.paths import PROJECT_ROOT
 
 DEMO = PROJECT_ROOT / "datasets" / "demo"
 

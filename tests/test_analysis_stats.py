@@ -7,9 +7,9 @@ from scipy.stats import binom
 
 from evalharness.analysis.attribution import attribute, shapley_per_sample
 from evalharness.analysis.effects import variance_shares
-from evalharness.analysis.paired import bootstrap_indices, compare_pair, holm, mcnemar_exact
 from evalharness.analysis.reproduce import configs_matching
-from evalharness.analysis.stats import wilson_interval
+from evalharness.stats.intervals import wilson_interval
+from evalharness.stats.paired import bootstrap_indices, compare_pair, holm, mcnemar_exact
 
 
 def test_wilson_coverage_is_95_percent():

@@ -5,8 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from evalharness.backends import BACKENDS
-from evalharness.backends.base import ModelVariant
+from evalharness.backends.base import BACKENDS, ModelVariant
 from evalharness.data.dataset import load_dataset
 from evalharness.models.source import ModelSpec
 from evalharness.preprocess.colour import ColourSpec, HostNormSpec
@@ -56,7 +55,7 @@ def setup(export_cache):
 def test_openvino_streams_infer_side_by_side_with_the_same_bits(setup, monkeypatch):
     """One CPU stream per core's worth of `threads`, so the engine's workers infer at the same
     time (with one stream the plugin queued them); each stream gives one stream's bits."""
-    from evalharness.backends import openvino_backend
+    from evalharness.backends.runtimes import openvino_backend
 
     x = setup.inputs("host")
     session = setup.session("openvino", "host")
@@ -109,7 +108,7 @@ def test_reduced_precision_is_close_but_not_identical(setup, backend, precision,
 
 
 def test_verify_reports_every_variant(capsys):
-    from evalharness.verify import main
+    from evalharness.commands.verify import main
 
     code = main(["--n", "8", "dataset.limit=8"])
     out = capsys.readouterr().out

@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 
-from evalharness import CONF_DIR
+from evalharness.paths import CONF_DIR
 
 from .conftest import SHARED_DATA
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evalharness import CONF_DIR, PROJECT_ROOT
-from evalharness.engine.store import done_chunks
+from evalharness.paths import CONF_DIR, PROJECT_ROOT
+from evalharness.rundir.store import done_chunks
 
 
 def cli(*args: str, cwd: Path = PROJECT_ROOT, **kw) -> subprocess.CompletedProcess:

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from evalharness import PROJECT_ROOT
-from evalharness.cli import COMMANDS, dispatch
-from evalharness.cli.assignments import AssignmentError, as_overrides, parse_assignments
+from evalharness.commands import COMMANDS, dispatch
+from evalharness.commands.assignments import AssignmentError, as_overrides, parse_assignments
+from evalharness.paths import PROJECT_ROOT
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -45,13 +45,29 @@ def test_assignment_mistakes_say_which_item(items, message):
     assert str(e.value) == message
 
 
-def test_every_tool_reads_factor_lists_with_the_one_parser():
-    from evalharness import explain, parity
-    from evalharness.report import build
+def test_every_tool_reads_factor_lists_with_the_one_parser(monkeypatch):
+    from evalharness.commands import assignments, explain, parity, report
 
-    assert explain.parse_assignments is parse_assignments
-    assert build.parse_assignments is parse_assignments
-    assert parity._assignments(["decoder=pil,resize=cv2_linear", "colour=bgr"]) == [
+    class Parsed(Exception):
+        pass
+
+    seen = []
+
+    def spy(items):  # the one parser, as each command looks it up when it runs
+        seen.append(items)
+        raise Parsed
+
+    monkeypatch.setattr(assignments, "parse_assignments", spy)
+    for main, argv in (
+        (explain.main, ["/no/such/run", "--a", "colour=bgr"]),
+        (report.main, ["/no/such/run", "--b", "colour=bgr"]),
+        (parity.main, ["--a", "colour=bgr"]),
+    ):
+        with pytest.raises(Parsed):
+            main(argv)
+    assert seen == [["colour=bgr"]] * 3
+    # parity's factor lists become overrides, one per assignment, commas or spaces alike
+    assert as_overrides(parse_assignments(["decoder=pil,resize=cv2_linear", "colour=bgr"])) == [
         "decoder=pil",
         "resize=cv2_linear",
         "colour=bgr",
@@ -89,10 +105,16 @@ def test_an_unknown_command_is_one_line_with_the_closest(capsys):
     assert "did you mean 'explain'?" in err[0]
 
 
-def test_overrides_go_to_hydra_untouched():
-    # dispatch returns (does not exit) for anything that is not a command: Hydra's turn
-    for argv in ([], ["+sweep=preproc_ablation"], ["backend=onnxruntime"], ["~x"], ["-m"]):
-        assert dispatch(argv) is None
+def test_overrides_go_to_hydra_untouched(monkeypatch):
+    # anything that is not a command goes, as given, to the sweep (Hydra's app), not exiting
+    from evalharness.commands import sweep
+
+    given = []
+    monkeypatch.setattr(sweep, "main", given.append)
+    argvs = ([], ["+sweep=preproc_ablation"], ["backend=onnxruntime"], ["~x"], ["-m"])
+    for argv in argvs:
+        assert dispatch(list(argv)) is None
+    assert given == list(argvs)
 
 
 @pytest.mark.parametrize(
@@ -117,29 +139,30 @@ def test_the_command_runs_as_a_user_types_it():
     assert r.returncode == 0 and r.stdout.startswith("usage: evalharness compare")
 
 
-@pytest.mark.parametrize("module", ["evalharness.explain", "evalharness.compare"])
-def test_the_module_entry_points_keep_working(module, monkeypatch, capsys):
+@pytest.mark.parametrize("command", ["explain", "compare"])
+def test_the_module_entry_points_keep_working(command, monkeypatch, capsys):
+    """`python -m evalharness explain --help` (the package's __main__, as a user runs it)."""
     import runpy
 
-    monkeypatch.setattr(sys, "argv", [module, "--help"])
-    monkeypatch.delitem(sys.modules, module, raising=False)  # run it as __main__, fresh
+    monkeypatch.setattr(sys, "argv", ["evalharness", command, "--help"])
+    monkeypatch.delitem(sys.modules, "evalharness.__main__", raising=False)  # run it fresh
     with pytest.raises(SystemExit) as e:
-        runpy.run_module(module, run_name="__main__")
+        runpy.run_module("evalharness", run_name="__main__", alter_sys=True)
     assert e.value.code == 0 and "usage:" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
-    "module,args,message",
+    "command,args,message",
     [
-        ("evalharness.parity", ["--a", "decoder=nope", "--n", "2"], "unknown decoder 'nope'"),
-        ("evalharness.verify", ["backend=nope"], "unknown backend 'nope'"),
-        ("evalharness.report", ["/no/such/run"], "/no/such/run"),
-        ("evalharness.explain", ["/no/such/run"], "/no/such/run"),
+        ("parity", ["--a", "decoder=nope", "--n", "2"], "unknown decoder 'nope'"),
+        ("verify", ["backend=nope"], "unknown backend 'nope'"),
+        ("report", ["/no/such/run"], "/no/such/run"),
+        ("explain", ["/no/such/run"], "/no/such/run"),
     ],
 )
-def test_python_dash_m_of_a_command_is_one_line_too(module, args, message):
-    """`python -m evalharness.parity` (the older spelling) handles mistakes as the CLI does."""
-    r = run("-m", module, *args)
+def test_python_dash_m_of_a_command_is_one_line_too(command, args, message):
+    """`python -m evalharness parity ...` handles mistakes as the `evalharness` script does."""
+    r = run("-m", "evalharness", command, *args)
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

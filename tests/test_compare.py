@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from evalharness.compare import compare, main, newcombe
+from evalharness.analysis.compare import compare, newcombe
+from evalharness.commands.compare import main
 
 
 def _csv(path, rows):
@@ -33,7 +34,8 @@ def pair(tmp_path):
 
 
 def test_known_deltas_and_one_sided_rows(pair):
-    table, notes = compare(*pair)
+    c = compare(*pair)
+    table, notes = c.table, c.notes
     t = table.set_index("decoder")
     assert t.loc["pil", "delta"] == pytest.approx(0.5)
     assert t.loc["opencv", "delta"] == pytest.approx(-9.0)
@@ -64,7 +66,7 @@ def test_reported_figure_without_n(tmp_path, pair):
     reported = _csv(
         tmp_path / "reported.csv", [{"backend": "torch", "decoder": "pil", "accuracy": 0.7728}]
     )
-    table, _ = compare(a, reported)
+    table = compare(a, reported).table
     row = table.iloc[0]
     assert row.delta == pytest.approx(77.28 - 80.0)
     assert row.method == "vs reported figure (Wilson)"
@@ -85,7 +87,8 @@ def test_paired_when_both_sides_have_predictions(run_app, tmp_path):
         [*args[:-2], "sweep.factors.resize=[pil_bilinear,cv2_area]", "sweep.factors.norm=[host]"],
         tmp_path / "b",
     )
-    table, notes = compare(tmp_path / "a", tmp_path / "b")
+    c = compare(tmp_path / "a", tmp_path / "b")
+    table, notes = c.table, c.notes
     assert len(table) == 1 and table.method.iloc[0] == "paired bootstrap"
     assert table.delta.iloc[0] == 0 and table.p_mcnemar.iloc[0] == 1.0
     assert len(notes) == 2

@@ -2,12 +2,15 @@
 
 import pytest
 
-from evalharness.backends import BACKENDS
-from evalharness.engine.plan import FACTORS, PlanError, expand, load_option, option_names
-from evalharness.models.source import ModelSpec
+from evalharness.backends.base import BACKENDS
+from evalharness.config.plan import PlanError
+from evalharness.config.store import OptionStore
 from evalharness.preprocess.resize import RESIZERS
+from evalharness.registry import FACTORS
 
-from .conftest import compose_config
+from .conftest import compose_config, plan_of
+
+STORE = OptionStore()
 
 # Groups whose options are named by a `name` field (case/ and hydra/ hold global overlays).
 GROUPS = [*FACTORS, "dataset", "model", "sweep", "stack"]
@@ -15,7 +18,7 @@ GROUPS = [*FACTORS, "dataset", "model", "sweep", "stack"]
 
 def _in_model_resize(group: str, name: str) -> bool:
     """A resize the model does (ov_ppp_*): planned only on the backend that does it."""
-    return group == "resize" and bool(RESIZERS.get(load_option(group, name).library).in_model)
+    return group == "resize" and bool(RESIZERS.get(STORE.load(group, name)["library"]).in_model)
 
 
 def test_default_config_composes():
@@ -27,13 +30,13 @@ def test_default_config_composes():
 @pytest.mark.parametrize("group", GROUPS)
 def test_option_name_matches_file_name(group):
     """Configs mirror code: the `name` inside each option file is its file name."""
-    for name in option_names(group):
-        assert load_option(group, name).name == name, f"conf/{group}/{name}.yaml"
+    for name in STORE.names(group):
+        assert STORE.load(group, name)["name"] == name, f"conf/{group}/{name}.yaml"
 
 
 def _factor_options():
     for group in FACTORS:
-        for name in option_names(group):
+        for name in STORE.names(group):
             yield group, name
 
 
@@ -45,7 +48,7 @@ def _backend_for(group: str, name: str) -> list[str]:
     field = {"norm": "placements", "precision": "precisions", "device": "devices"}.get(group)
     if field is None:
         return []
-    value = load_option(group, name).get("placement", name) if group == "norm" else name
+    value = STORE.load(group, name).get("placement", name) if group == "norm" else name
     for backend in ["torch", *BACKENDS.names()]:
         if value in getattr(BACKENDS.get(backend).capabilities, field):
             return [] if backend == "torch" else [f"backend={backend}"]
@@ -56,7 +59,7 @@ def _device_absent(group: str, name: str, overrides: list[str]) -> str | None:
     if group != "device" or name == "cpu":
         return None
     backend = next((o.split("=")[1] for o in overrides if o.startswith("backend=")), "torch")
-    return BACKENDS.get(backend).device_missing(name)
+    return BACKENDS.get(backend)().device_missing(name)
 
 
 @pytest.mark.parametrize("group,name", list(_factor_options()))
@@ -64,52 +67,50 @@ def test_every_factor_option_resolves(group, name):
     overrides = [f"{group}={name}", *_backend_for(group, name)]
     if _in_model_resize(group, name):
         overrides.append("backend=openvino")
-    cfg, choices = compose_config(overrides)
     absent = _device_absent(group, name, overrides)
     if absent:  # a GPU this machine lacks: refused at planning, naming the device
         with pytest.raises(PlanError, match=f"(?i)device '{name}'"):
-            expand(cfg, choices, ModelSpec.from_config(cfg.model))
+            plan_of(overrides)
         return
-    specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
+    specs = plan_of(overrides).specs
     assert specs[0].factor_dict[group] == name
     # the model card's reference is always planned: the config itself, or added after it
     assert len(specs) == 1 and specs[0].is_reference or len(specs) == 2 and specs[1].is_reference
 
 
 def test_sweep_configs_compose():
-    for name in option_names("sweep"):
-        cfg, choices = compose_config([f"+sweep={name}"])
-        if name == "gpu" and BACKENDS.get("torch").device_missing("cuda"):
+    for name in STORE.names("sweep"):
+        if name == "gpu" and BACKENDS.get("torch")().device_missing("cuda"):
             with pytest.raises(PlanError, match="selects no config"):
-                expand(cfg, choices, ModelSpec.from_config(cfg.model))
+                plan_of([f"+sweep={name}"])
             continue
-        specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
+        specs = plan_of([f"+sweep={name}"]).specs
         assert len({s.config_id for s in specs}) == len(specs)
 
 
 def test_preproc_ablation_has_72_configs_with_stable_ids():
-    cfg, choices = compose_config(["+sweep=preproc_ablation"])
-    model = ModelSpec.from_config(cfg.model)
-    a = expand(cfg, choices, model)
-    b = expand(cfg, choices, model)
+    a = plan_of(["+sweep=preproc_ablation"]).specs
+    b = plan_of(["+sweep=preproc_ablation"]).specs
     assert len(a) >= 72
     assert [s.config_id for s in a] == [s.config_id for s in b]
 
 
 def test_impossible_combination_is_named_before_any_work():
-    cfg, choices = compose_config(["norm=ov_ppp", "backend=torch"])
     with pytest.raises(PlanError, match="backend=torch .*norm=ov_ppp.*'ov_ppp' is not available"):
-        expand(cfg, choices, ModelSpec.from_config(cfg.model))
+        plan_of(["norm=ov_ppp", "backend=torch"])
 
 
 def test_sweep_exclude_removes_impossible_combinations():
-    cfg, choices = compose_config(["+sweep=preproc_ablation"])
-    cfg.sweep.factors.norm = ["host", "ov_ppp"]
-    model = ModelSpec.from_config(cfg.model)
+    def both_norms(config):
+        config["sweep"]["factors"]["norm"] = ["host", "ov_ppp"]
+
+    def excluded(config):
+        both_norms(config)
+        config["sweep"]["exclude"] = [{"norm": "ov_ppp", "backend": ["torch", "onnxruntime"]}]
+
     with pytest.raises(PlanError, match="24 impossible combination"):
-        expand(cfg, choices, model)
-    cfg.sweep.exclude = [{"norm": "ov_ppp", "backend": ["torch", "onnxruntime"]}]
-    specs = expand(cfg, choices, model)
+        plan_of(["+sweep=preproc_ablation"], both_norms)
+    specs = plan_of(["+sweep=preproc_ablation"], excluded).specs
     assert len(specs) == 72 - 24 + 0  # 36 host + 12 ov_ppp on openvino (reference among them)
     assert {s.factor_dict["backend"] for s in specs if s.factor_dict["norm"] == "ov_ppp"} == {
         "openvino"
@@ -117,17 +118,18 @@ def test_sweep_exclude_removes_impossible_combinations():
 
 
 def test_unknown_factor_value_in_sweep_names_valid_choices():
-    cfg, choices = compose_config(["+sweep=preproc_ablation"])
-    cfg.sweep.factors.decoder = ["pil", "libjpeg"]
+    def libjpeg(config):
+        config["sweep"]["factors"]["decoder"] = ["pil", "libjpeg"]
+
     with pytest.raises(KeyError, match="unknown decoder 'libjpeg'.*valid: .*opencv"):
-        expand(cfg, choices, ModelSpec.from_config(cfg.model))
+        plan_of(["+sweep=preproc_ablation"], libjpeg)
 
 
 def test_one_at_a_time_mode_varies_one_factor_from_the_base():
     cfg, choices = compose_config(["+sweep=factor_catalogue"])
-    specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
+    specs = plan_of(["+sweep=factor_catalogue"]).specs
     base = specs[0].factor_dict
-    assert base == choices and specs[0].is_reference
+    assert base == {f: choices[f] for f in FACTORS} and specs[0].is_reference
     for s in specs[1:]:
         changed = [f for f, v in s.factor_dict.items() if v != base[f]]
         assert len(changed) == 1

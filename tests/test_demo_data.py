@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from evalharness import PROJECT_ROOT
-from evalharness.data.demo import EVAL_SPLIT, encode, file_kind, sample_rng
-from evalharness.data.synth import CLASSES, render
+from evalharness.demo.demo import EVAL_SPLIT, encode, file_kind, sample_rng
+from evalharness.demo.synth import CLASSES, render
+from evalharness.paths import PROJECT_ROOT
 
 DEMO = PROJECT_ROOT / "datasets" / "demo"
 

@@ -10,9 +10,9 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from evalharness import PROJECT_ROOT
 from evalharness.data.dataset import load_dataset
-from evalharness.data.demo_det import CLASSES, EVAL_SPLIT, encode_jpeg, render_scene, scene_rng
+from evalharness.demo.demo_det import CLASSES, EVAL_SPLIT, encode_jpeg, render_scene, scene_rng
+from evalharness.paths import PROJECT_ROOT
 
 DEMO = PROJECT_ROOT / "datasets" / "demo_det"
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from evalharness.data.dataset import Sample
-from evalharness.data.detection import BoxTarget
+from evalharness.data.loaders.detection import BoxTarget
 from evalharness.tasks.detection.coco import coco_stats, match_images
 from evalharness.tasks.detection.postprocess import Detections, PostSettings
 from evalharness.tasks.detection.task import Detection

@@ -85,7 +85,7 @@ def run_config_dataset(out):
 def test_nanodet_m_reproduces_the_readme(tmp_path):
     """NanoDet-m on ncnn with letterbox_multiple (the short side padded to a multiple of 32,
     as ncnn's example does): 28.83 / 47.49 against the README's 28.9 / 47.7."""
-    from evalharness.backends import BACKENDS
+    from evalharness.backends.base import BACKENDS
 
     missing = BACKENDS.get("ncnn").capabilities.missing("ncnn")
     if missing:

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalharness import PROJECT_ROOT
-from evalharness.analysis.paired import bootstrap_indices
+from evalharness.paths import PROJECT_ROOT
+from evalharness.stats.paired import bootstrap_indices
 from evalharness.tasks.base import get_task
 
 from .conftest import run_in_process
@@ -121,17 +121,11 @@ def test_bgr_swaps_the_disks(tmp_path):
 
 
 def test_a_model_without_a_head_is_refused_before_any_work(tmp_path):
-    from omegaconf import open_dict
+    def headless(cfg):
+        del cfg["model"]["postprocess"]["head"]
 
-    from evalharness.app import run
-    from evalharness.compose import compose_config
-
-    cfg, choices = compose_config(["model=tiny_det", "dataset=demo_det", "progress=false"])
-    with open_dict(cfg):
-        del cfg.model.postprocess["head"]
     with pytest.raises(ValueError, match="detection model without postprocess.head"):
-        run(cfg, tmp_path / "r", choices, quiet=True)
+        run_in_process(["model=tiny_det", "dataset=demo_det"], tmp_path / "r", headless)
     assert not (tmp_path / "r" / "predictions.parquet").exists()
-    cfg, choices = compose_config(["model=tiny_det", "dataset=demo", "progress=false"])
     with pytest.raises(ValueError, match="is a detection model, dataset 'demo' is a class"):
-        run(cfg, tmp_path / "s", choices, quiet=True)
+        run_in_process(["model=tiny_det", "dataset=demo"], tmp_path / "s")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalharness.engine.claim import PlanMismatchError
+from evalharness.rundir.claim import PlanMismatchError
 
 from .conftest import run_in_process
 from .helpers import demo_subset
@@ -93,20 +93,16 @@ def test_outputs_have_the_documented_form(small_sweep):
 
 def test_memoized_engine_agrees_with_the_plain_pipeline(small_sweep, export_cache):
     """Every prediction equals what running the stages one sample at a time gives."""
-    from evalharness.backends import BACKENDS
-    from evalharness.data.dataset import load_dataset
-    from evalharness.engine.plan import expand
-    from evalharness.models.source import ModelSpec
+    from evalharness.backends.base import BACKENDS
     from evalharness.preprocess.pipeline import run_pipeline
 
-    from .conftest import compose_config
+    from .conftest import plan_of
 
     summary, out = small_sweep
     preds = pd.read_parquet(out / "predictions.parquet")
-    cfg, choices = compose_config(SMALL_SWEEP)
-    specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
-    ds = load_dataset(cfg.dataset)
-    for spec in specs[::7]:
+    plan = plan_of(SMALL_SWEEP)
+    ds = plan.dataset
+    for spec in plan.specs[::7]:
         session = BACKENDS.get(spec.variant.backend)().load(spec.variant, str(export_cache))
         x = np.stack([run_pipeline(spec.stages, s.path).pixels for s in ds.samples])
         expected = session.infer(x)["logits"].argmax(1)
@@ -159,24 +155,26 @@ def test_bad_files_become_error_rows_and_the_sweep_completes(run_app, tmp_path):
     assert (preds[preds.error_stage.notna()].pred == -1).all()
 
 
-def test_a_plan_over_1000_configs_warns_with_a_probed_estimate(run_app, capsys, monkeypatch):
+def test_a_plan_over_1000_configs_warns_with_a_probed_estimate(run_app, library_log, monkeypatch):
     from evalharness.engine import loop
 
     monkeypatch.setattr(loop, "WARN_CONFIGS", 10)  # the demo's 24 configs count as "large"
     run_app(SMALL_SWEEP)
-    err = capsys.readouterr().err
-    line = next(ln for ln in err.splitlines() if ln.startswith("warning:"))
+    line = next(r.getMessage() for r in library_log.records if r.levelname == "WARNING")
     assert "24 configs x 40 samples = 960 evaluations; about" in line
     assert "expected from a 2-sample probe" in line
 
 
-def test_a_chunk_too_big_for_the_memory_budget_is_cut_smaller(run_app, caplog):
+def test_a_chunk_too_big_for_the_memory_budget_is_cut_smaller(run_app):
     """Demo tensors are 64 x 64 x 3 float32 (49 KB, twice that with outputs): a 400 KB
     budget holds 4 samples a chunk; the plan records the fitted size, so a resume agrees."""
+    from .conftest import plan_of
+
     overrides = ["dataset.limit=10", "chunk_size=64", "memory_budget=400000"]
-    with caplog.at_level("WARNING", logger="evalharness"):
-        summary, out = run_app(overrides)
-    assert "chunk_size 64 -> 4" in caplog.text
+    plan = plan_of(overrides)  # the plan says so up front (the sweep prints its notes)
+    assert any("chunk_size 64 -> 4" in note for note in plan.notes)
+    assert plan.options.chunk_size == 4
+    summary, out = run_app(overrides)
     assert json.loads((out / "plan.json").read_text())["chunk_size"] == 4
     assert (summary.n == 10).all()
     again, _ = run_app(overrides, out)  # same plan: nothing to redo, no mismatch
@@ -195,8 +193,8 @@ def test_the_cards_cpu_batch_size_does_not_shrink_gpu_batches(device, expected):
     batches of 4 for 1,300 images x 4 configs. A GPU variant batches by the config's 64."""
     from types import SimpleNamespace
 
+    from evalharness.config.options import SweepOptions
     from evalharness.engine.infer import VariantInference
-    from evalharness.engine.options import SweepOptions
     from evalharness.preprocess.geometry import Frame
 
     session = SimpleNamespace(input=SimpleNamespace(fixed_batch=None))

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from evalharness.explain import main as explain_main
+from evalharness.commands.explain import main as explain_main
 
 from .conftest import run_in_process
 
@@ -22,7 +22,7 @@ MISTAKES = ["--b", "resize=cv2_linear", "colour=bgr", "meanstd=half"]
 def sweep_dir(tmp_path_factory):
     def leave_one_out(cfg):
         # Leave one coalition config out of the sweep: explain must evaluate it on demand.
-        cfg.sweep.exclude = [{"resize": "cv2_linear", "colour": "bgr", "meanstd": "card"}]
+        cfg["sweep"]["exclude"] = [{"resize": "cv2_linear", "colour": "bgr", "meanstd": "card"}]
 
     return run_in_process(SWEEP, tmp_path_factory.mktemp("gap"), leave_one_out)[1]
 
@@ -71,7 +71,7 @@ def test_a_setting_the_run_does_not_sweep_says_how_to_sweep_it(sweep_dir, capsys
 def test_a_swept_setting_is_named_by_its_sweep_key_or_its_column():
     from types import SimpleNamespace
 
-    from evalharness.explain import setting_keys_as_columns
+    from evalharness.analysis.explain import setting_keys_as_columns
 
     res = SimpleNamespace(factors=["resize", "colour", "limit_side_len"])
     given = {"resize": "limit_max", "resize.limit_side_len": "960", "colour": "rgb"}
@@ -86,7 +86,7 @@ def test_a_swept_setting_is_named_by_its_sweep_key_or_its_column():
 def test_a_setting_value_none_or_dash_is_read_back_as_written(tmp_path):
     """pandas reads "None" as missing: the reference row of a sweep over a setting its
     option leaves null could then never be found again."""
-    from evalharness.engine.tables import read_summary
+    from evalharness.rundir.summary import read_summary
 
     path = tmp_path / "summary.csv"
     pd.DataFrame(

@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from evalharness import PROJECT_ROOT
 from evalharness.data.dataset import load_dataset
-from evalharness.data.filename_labels import STANDARD_SYNSETS
+from evalharness.data.loaders.filename_labels import STANDARD_SYNSETS
+from evalharness.paths import PROJECT_ROOT
 
 from .conftest import run_in_process
 

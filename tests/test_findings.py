@@ -8,8 +8,9 @@ import sys
 import pandas as pd
 import pytest
 
-from evalharness import PROJECT_ROOT
 from evalharness.analysis.findings import LevelEffect, _Fmt, factor_line, write_findings
+from evalharness.paths import PROJECT_ROOT
+from evalharness.runner.ondemand import RunDirConfigs
 
 from .conftest import run_in_process
 
@@ -33,7 +34,7 @@ def full_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def holed_dir(tmp_path_factory):
     def drop(cfg):  # no config changes resize alone: cv2_linear only ever with bgr
-        cfg.sweep.exclude = [{"resize": "cv2_linear", "colour": "rgb"}]
+        cfg["sweep"]["exclude"] = [{"resize": "cv2_linear", "colour": "rgb"}]
 
     return run_in_process(SWEEP, tmp_path_factory.mktemp("holed"), drop)[1]
 
@@ -49,7 +50,7 @@ def _interval(line: str, after: str) -> tuple[float, float, float]:
 
 
 def test_findings_name_every_factor_and_the_worst_config(full_dir):
-    text = write_findings(full_dir, n_boot=300)
+    text = write_findings(full_dir, RunDirConfigs(full_dir), n_boot=300)
     assert (full_dir / "findings.md").read_text() == text
     summary = pd.read_csv(full_dir / "summary.csv")
     ref = summary[summary.reference].iloc[0]
@@ -80,7 +81,7 @@ def test_findings_name_every_factor_and_the_worst_config(full_dir):
 def test_a_sweep_without_the_single_change_uses_matched_pairs(holed_dir):
     ondemand = holed_dir / "explain" / "ondemand"
     before = sorted(ondemand.iterdir()) if ondemand.exists() else []
-    text = write_findings(holed_dir, n_boot=300, max_on_demand=0)
+    text = write_findings(holed_dir, RunDirConfigs(holed_dir), n_boot=300, max_on_demand=0)
     resize = _line(text, "resize: ")
     assert "mean of 2 matched pair(s): the sweep lacks the single change" in resize
     assert "the shares overlap and do not add up" in text  # not a full product
@@ -91,7 +92,7 @@ def test_a_sweep_without_the_single_change_uses_matched_pairs(holed_dir):
 
 
 def test_missing_coalition_configs_are_evaluated_on_demand_when_few(holed_dir):
-    text = write_findings(holed_dir, n_boot=300)
+    text = write_findings(holed_dir, RunDirConfigs(holed_dir), n_boot=300)
     split = _line(text, "Shapley split: ")
     assert "Of the" in split and "colour explains" in split and "resize explains" in split
     assert len(list((holed_dir / "explain" / "ondemand").iterdir())) == 1
@@ -99,7 +100,7 @@ def test_missing_coalition_configs_are_evaluated_on_demand_when_few(holed_dir):
 
 def test_a_single_config_run_says_so(tmp_path):
     _, out = run_in_process(["dataset.limit=20"], tmp_path / "one")
-    text = write_findings(out)
+    text = write_findings(out, RunDirConfigs(out))
     assert "1 config(s) of demo_cnn on demo, each scored on n = 20 images" in text
     assert "One config: no factor varies" in text and "Worst config" not in text
 
@@ -141,7 +142,7 @@ def test_the_demo_sweep_ends_with_its_findings(tmp_path):
 
 
 def test_merging_shards_ends_with_the_findings_of_the_whole_sweep(tmp_path, capsys):
-    from evalharness.merge import main as merge_main
+    from evalharness.commands.merge import main as merge_main
 
     shards = [
         run_in_process([*SWEEP, "shard.count=2", f"shard.index={i}"], tmp_path / str(i))[1]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from evalharness.data.dataset import Sample
-from evalharness.data.detection import BoxTarget
+from evalharness.data.loaders.detection import BoxTarget
 from evalharness.preprocess.geometry import Frame, Geometry
 from evalharness.preprocess.resize import ResizeSpec, resize
 from evalharness.tasks.detection.postprocess import PostSettings

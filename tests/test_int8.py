@@ -7,12 +7,12 @@ import json
 
 import pandas as pd
 import pytest
-from omegaconf import open_dict
 
+from evalharness.analysis.explain import explain
+from evalharness.config.plan import PlanError
+from evalharness.data.calibration import choose, hold_out
 from evalharness.data.dataset import load_dataset
-from evalharness.engine.calibration import choose, hold_out
-from evalharness.engine.plan import PlanError
-from evalharness.explain import explain
+from evalharness.runner.ondemand import RunDirConfigs
 
 from .conftest import SHARED_DATA, compose_config, run_in_process
 
@@ -36,8 +36,8 @@ def test_calibration_choice_is_deterministic_balanced_and_never_scored(int8_run)
     summary, out = int8_run
     cfg, _ = compose_config(SWEEP)
     ds = load_dataset(cfg.dataset)
-    calib = choose(ds, 40)
-    assert [s.sample_id for s in calib] == [s.sample_id for s in choose(ds, 40)]
+    calib = choose(ds, 40, balanced=True)  # a classification task labels its classes
+    assert [s.sample_id for s in calib] == [s.sample_id for s in choose(ds, 40, True)]
     per_class = pd.Series([s.label for s in calib]).value_counts()
     assert per_class.min() == per_class.max() == 4  # 10 classes, 16 images each: balanced
     scored = set(pd.read_parquet(out / "predictions.parquet").sample_id)
@@ -92,12 +92,11 @@ def test_a_users_onnx_is_quantized_in_the_cache_never_beside_it(tmp_path, export
     try:
 
         def users_onnx(cfg):
-            with open_dict(cfg):
-                cfg.model.update(source="onnx", weights=str(onnx_path))
-                cfg.sweep.factors = {
-                    "backend": ["onnxruntime", "openvino"],
-                    "precision": ["fp32", "int8_ort"],
-                }
+            cfg["model"].update(source="onnx", weights=str(onnx_path))
+            cfg["sweep"]["factors"] = {
+                "backend": ["onnxruntime", "openvino"],
+                "precision": ["fp32", "int8_ort"],
+            }
 
         summary, out = run_in_process(
             [*SWEEP, f"cache_dir={tmp_path / 'cache'}"], tmp_path / "run", cfg_edit=users_onnx
@@ -143,18 +142,18 @@ def test_what_cannot_run_is_refused_at_planning(tmp_path, overrides, message):
 def test_explain_makes_quantizer_and_runtime_one_term_when_they_cannot_mix(int8_run):
     _, out = int8_run
     result = explain(
-        out, {"backend": "onnxruntime"}, {"backend": "openvino", "precision": "int8_nncf"},
-        None, 200,
+        out, RunDirConfigs(out), {"backend": "onnxruntime"},
+        {"backend": "openvino", "precision": "int8_nncf"}, None, 200,
     )  # fmt: skip
-    att = result["tables"]["attribution"]
+    att = result.tables["attribution"]
     terms = att[att.factor != "residual"]
     assert terms.factor.tolist() == ["backend+precision"]
-    assert "one joint term" in result["verdict"] and "not on onnxruntime" in result["verdict"]
+    assert "one joint term" in result.verdict and "not on onnxruntime" in result.verdict
     # quantizer vs runtime where both mix: int8_ort runs on both backends
     split = explain(
-        out, {"backend": "onnxruntime"}, {"backend": "openvino", "precision": "int8_ort"},
-        None, 200,
-    )["tables"]["attribution"]  # fmt: skip
+        out, RunDirConfigs(out), {"backend": "onnxruntime"},
+        {"backend": "openvino", "precision": "int8_ort"}, None, 200,
+    ).tables["attribution"]  # fmt: skip
     assert set(split.factor) == {"backend", "precision", "residual"}
 
 
@@ -177,12 +176,11 @@ def test_resnet20_int8_ort_keeps_top1_within_half_a_point(tmp_path):
 
 
 def _method_sweep(cfg):
-    with open_dict(cfg):
-        cfg.sweep.factors = {
-            "precision": ["fp32", "int8_ort"],
-            "backend": ["onnxruntime"],
-            "precision.calibration_method": ["minmax", "entropy"],
-        }
+    cfg["sweep"]["factors"] = {
+        "precision": ["fp32", "int8_ort"],
+        "backend": ["onnxruntime"],
+        "precision.calibration_method": ["minmax", "entropy"],
+    }
 
 
 def test_a_calibration_method_sweep_changes_the_int8_configs_only_and_explains(tmp_path):
@@ -197,21 +195,23 @@ def test_a_calibration_method_sweep_changes_the_int8_configs_only_and_explains(t
     csv = pd.read_csv(out / "configs.csv", dtype=str, keep_default_na=False)
     assert set(csv.calibration_method) == {"-", "minmax", "entropy"}
     result = explain(
-        out, {}, {"backend": "onnxruntime", "precision": "int8_ort",
-                  "calibration_method": "entropy"}, None, 100,
+        out, RunDirConfigs(out), {}, {"backend": "onnxruntime", "precision": "int8_ort",
+                                      "calibration_method": "entropy"}, None, 100,
     )  # fmt: skip
-    att = result["tables"]["attribution"].set_index("factor")
+    att = result.tables["attribution"].set_index("factor")
     # torch cannot run int8_ort: backend+precision is one term; the method is its own
     assert "calibration_method" in att.index and "backend+precision" in att.index
     assert not (out / "explain" / "ondemand").exists()  # (int8_ort, minmax) was in the sweep
-    assert abs(att.shapley.sum() - result["gap"]) < 1e-9
+    assert abs(att.shapley.sum() - result.gap) < 1e-9
 
 
 def test_a_setting_no_option_has_is_named(tmp_path):
     def typo(cfg):
-        with open_dict(cfg):
-            cfg.sweep.factors = {"precision": ["fp32", "int8_ort"], "backend": ["onnxruntime"],
-                                 "precision.calibration_methd": ["minmax", "entropy"]}  # fmt: skip
+        cfg["sweep"]["factors"] = {
+            "precision": ["fp32", "int8_ort"],
+            "backend": ["onnxruntime"],
+            "precision.calibration_methd": ["minmax", "entropy"],
+        }
 
     with pytest.raises(PlanError, match="no option of precision in this sweep has a setting "
                        "'calibration_methd'"):  # fmt: skip
@@ -236,8 +236,6 @@ def test_the_quantized_model_follows_the_preprocessing_it_calibrated_through(tmp
 
 
 def test_shards_and_on_demand_configs_hold_out_the_same_calibration_images(tmp_path):
-    from evalharness.rundir import evaluate_on_demand
-
     whole, out = run_in_process(_ort_int8([]), tmp_path / "whole")
     scored = set(pd.read_parquet(out / "predictions.parquet").sample_id)
     parts = [
@@ -248,5 +246,5 @@ def test_shards_and_on_demand_configs_hold_out_the_same_calibration_images(tmp_p
         ]  # fmt: skip
     ]
     assert parts[0].isdisjoint(parts[1]) and parts[0] | parts[1] == scored
-    extra = evaluate_on_demand(out, [{"backend": "openvino", "precision": "int8_ort"}])
+    extra = RunDirConfigs(out).evaluate([{"backend": "openvino", "precision": "int8_ort"}])
     assert set(extra.sample_ids) == scored and len(scored) == 120

@@ -7,7 +7,7 @@ import torch
 from omegaconf import open_dict
 
 from evalharness.backends.export import export_onnx
-from evalharness.engine.plan import PlanError
+from evalharness.config.plan import PlanError
 from evalharness.models.source import ModelSpec, build_torch_model, clean_state_dict
 
 from .conftest import compose_config, run_in_process
@@ -17,8 +17,7 @@ LIMIT = ["dataset.limit=24", "chunk_size=24", "progress=false"]
 
 def _run(tmp_path, overrides, model_patch, name="run"):
     def patch(cfg):
-        with open_dict(cfg):
-            cfg.model.update(model_patch)
+        cfg["model"].update(model_patch)
 
     return run_in_process([*LIMIT, *overrides], tmp_path / name, patch)
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from evalharness.parity import diff_stats, main
+from evalharness.checks.parity import diff_stats
+from evalharness.commands.parity import main
 
 
 def test_diff_stats():

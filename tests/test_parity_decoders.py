@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from evalharness.parity import main
+from evalharness.commands.parity import main
 
 
 def test_decoder_pairs_on_the_demo_set(tmp_path, capsys):

@@ -5,17 +5,15 @@ match a host resize that does the same thing."""
 import numpy as np
 import pytest
 
-from evalharness.backends import BACKENDS
-from evalharness.compose import compose_config, resolve
-from evalharness.engine.plan import PlanError, apply_model_card, expand, explicit_factors
-from evalharness.models.source import ModelSpec
+from evalharness.backends.base import BACKENDS
+from evalharness.config.plan import PlanError
 from evalharness.preprocess.pipeline import run_pipeline
+
+from .conftest import plan_of
 
 
 def _specs(overrides):
-    cfg, choices = compose_config(overrides)
-    choices = apply_model_card(cfg, choices, explicit_factors(overrides))
-    return expand(cfg, choices, ModelSpec.from_config(cfg.model))
+    return plan_of(overrides).specs
 
 
 def test_refused_on_other_backends_with_one_line():
@@ -46,10 +44,10 @@ def test_the_variant_learns_its_resize_from_the_resize_value(norm):
 
 
 def _logits(overrides, n=8):
-    cfg, specs, dataset = resolve(["progress=false", f"dataset.limit={n}", *overrides])
-    spec = specs[0]
-    session = BACKENDS.get(spec.variant.backend)().load(spec.variant, str(cfg.cache_dir))
-    frames = [run_pipeline(spec.stages, s.path) for s in dataset.samples]
+    plan = plan_of([f"dataset.limit={n}", *overrides])
+    spec = plan.specs[0]
+    session = BACKENDS.get(spec.variant.backend)().load(spec.variant, plan.options.cache_dir)
+    frames = [run_pipeline(spec.stages, s.path) for s in plan.dataset.samples]
     out = [next(iter(session.infer(f.pixels[None]).values()))[0] for f in frames]
     return np.stack(out), frames
 

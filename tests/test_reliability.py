@@ -26,27 +26,25 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from evalharness import PROJECT_ROOT
 from evalharness.backends.export import export_onnx, with_graph_normalization
 from evalharness.data.dataset import load_dataset
-from evalharness.engine.claim import PlanMismatchError, RunDirBusyError, locked
-from evalharness.engine.plan import expand
-from evalharness.engine.store import part_path
-from evalharness.merge import MergeError, merge
 from evalharness.models.source import ModelSpec
+from evalharness.paths import PROJECT_ROOT
+from evalharness.rundir.claim import PlanMismatchError, RunDirBusyError, locked
+from evalharness.rundir.store import part_path
+from evalharness.runner.merge import MergeError, merge
 
-from .conftest import compose_config, run_in_process
+from .conftest import compose_config, plan_of, run_in_process
 from .helpers import DEMO, demo_subset
 
 SMALL = ["dataset.limit=24", "chunk_size=8"]
 
 
 def patch_model(**fields):
-    """A cfg_edit for run_in_process: set model fields (the composed config is struct)."""
+    """A cfg_edit for run_in_process: set model fields (of the composed config, plain dicts)."""
 
-    def edit(cfg):
-        with open_dict(cfg):
-            cfg.model.update(fields)
+    def edit(config):
+        config["model"].update(fields)
 
     return edit
 
@@ -178,16 +176,12 @@ def test_an_ir_is_identified_by_its_xml_and_its_bin(tmp_path, export_cache):
         str(xml),
     )  # noqa: E501
     patch = {"source": "openvino", "weights": str(xml)}
-    cfg, choices = _model_cfg(patch)
-    choices["backend"] = "openvino"
-    cfg.backend = {"name": "openvino"}
-    first = expand(cfg, choices, ModelSpec.from_config(cfg.model))[0].config_id
+    overrides = [*SMALL, "backend=openvino"]
+    first = plan_of(overrides, patch_model(**patch)).specs[0].config_id
     weights = bytearray(xml.with_suffix(".bin").read_bytes())
     weights[-4:] = b"\x00\x00\x80\x3f"  # new weights, same .xml
     xml.with_suffix(".bin").write_bytes(bytes(weights))
-    cfg, _ = _model_cfg(patch)
-    cfg.backend = {"name": "openvino"}
-    second = expand(cfg, choices, ModelSpec.from_config(cfg.model))[0].config_id
+    second = plan_of(overrides, patch_model(**patch)).specs[0].config_id
     assert first != second
     xml.with_suffix(".bin").unlink()
     with pytest.raises(FileNotFoundError, match=r"demo.bin \(part of the openvino model"):
@@ -450,7 +444,7 @@ def test_merge_refuses_an_edited_part(shards, tmp_path):
 
 
 def test_merge_refuses_duplicated_rows_even_with_a_forged_record(shards, tmp_path):
-    from evalharness.engine.store import MANIFEST, sha256_file
+    from evalharness.rundir.store import MANIFEST, sha256_file
 
     dirs = _copy_shards(shards, tmp_path)
     path = part_path(dirs[0], 0)
@@ -496,13 +490,14 @@ def test_report_works_when_the_run_lacks_the_reference(finished, tmp_path):
     import shutil
 
     from evalharness.report.build import write_report
+    from evalharness.runner.ondemand import RunDirConfigs
 
     run_dir = tmp_path / "noref"
     shutil.copytree(finished, run_dir)
     summary = pd.read_csv(run_dir / "summary.csv")
     summary["reference"] = False  # as an old run dir, or a reference that could not run
     summary.to_csv(run_dir / "summary.csv", index=False)
-    assert write_report(run_dir, n_boot=100).exists()
+    assert write_report(run_dir, RunDirConfigs(run_dir), n_boot=100).exists()
 
 
 # 9 -------------------------------------------------------------------------------------
@@ -524,8 +519,9 @@ def test_stale_temp_files_are_removed_on_resume(finished, tmp_path):
 
 
 def test_resumed_and_compared_runs_join_on_relative_ids(finished, tmp_path):
-    from evalharness.compare import compare
+    from evalharness.analysis.compare import compare
 
-    table, notes = compare(finished, finished)
+    comparison = compare(finished, finished)
+    table, notes = comparison.table, comparison.notes
     assert not notes and (table.delta == 0).all() and (table.method == "paired bootstrap").all()
     torch.manual_seed(0)  # (torch imported for the evil-pickle test; keep the seed explicit)

@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from evalharness.report.build import write_report
+from evalharness.runner.ondemand import RunDirConfigs
 
 from .conftest import run_in_process
 
@@ -22,7 +23,7 @@ SWEEP = [
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory):
     _, out = run_in_process(SWEEP, tmp_path_factory.mktemp("report"))
-    write_report(out, {"colour": "bgr", "resize": "cv2_linear"}, n_boot=200)
+    write_report(out, RunDirConfigs(out), {"colour": "bgr", "resize": "cv2_linear"}, n_boot=200)
     return out
 
 
@@ -124,7 +125,7 @@ def test_a_detection_report_draws_truth_and_both_configs_boxes(tmp_path):
     overrides = ["model=tiny_det", "dataset=demo_det", "+sweep=detection_demo",
                  "sweep.factors.backend=[torch]", "dataset.limit=40"]  # fmt: skip
     _, out = run_in_process(overrides, tmp_path / "run")
-    write_report(out, {"resize": "squash"}, n_boot=100)
+    write_report(out, RunDirConfigs(out), {"resize": "squash"}, n_boot=100)
     html = (out / "report.html").read_text()
     assert "Images whose prediction flips between A and B" in html
     assert "truth blue, detections red" in html

@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from omegaconf import open_dict
 from torch import nn
 
-from evalharness.backends import BACKENDS
-from evalharness.backends.base import ModelVariant
+from evalharness.backends.base import BACKENDS, ModelVariant
 from evalharness.backends.export import export_onnx
 from evalharness.data.dataset import load_dataset
 from evalharness.models.cifar_resnet import resnet20
@@ -83,8 +82,7 @@ def reference_preds(tmp_path_factory):
 
 def _run(tmp_path, overrides, model_patch, name="run"):
     def patch(cfg):
-        with open_dict(cfg):
-            cfg.model.update(model_patch)
+        cfg["model"].update(model_patch)
 
     return run_in_process([*LIMIT, *overrides], tmp_path / name, patch)
 
@@ -257,7 +255,7 @@ def test_user_tflite(tmp_path, reference_preds, layout):
 
 @needs_litert
 def test_litert_logits_match_torch(demo, tmp_path):
-    from evalharness.backends.litert_backend import LiteRtSession
+    from evalharness.backends.runtimes.litert_backend import LiteRtSession
 
     from .tflite_builder import tflite_from_cnn
 

@@ -7,8 +7,8 @@ import sys
 import pandas as pd
 import pytest
 
-from evalharness import PROJECT_ROOT
-from evalharness.merge import MergeError, merge
+from evalharness.paths import PROJECT_ROOT
+from evalharness.runner.merge import MergeError, merge
 
 SWEEP = [
     "+sweep=preproc_ablation",
@@ -175,7 +175,7 @@ def _compose_launcher(name: str):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from evalharness import CONF_DIR
+    from evalharness.paths import CONF_DIR
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -7,15 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evalharness.compose import compose_config
-from evalharness.engine.plan import PlanError, apply_model_card, expand, explicit_factors
-from evalharness.models.source import ModelSpec
+from evalharness.config.plan import PlanError
+from evalharness.engine.versions import library_versions
 from evalharness.preprocess.decode import DECODERS, DecodeSpec, decode
 from evalharness.preprocess.errors import StageError
-from evalharness.provenance import versions
 
 from .badfiles import BAD_FILES
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, plan_of
 
 NEW = ["kornia_rs", "simplejpeg", "simplejpeg_fast"]
 
@@ -94,10 +92,8 @@ def test_exif_apply_is_refused_where_the_library_never_reads_it(lib):
 
 def test_planning_refuses_exif_apply_on_kornia_rs_with_one_line():
     overrides = ["decoder=kornia_rs", "decoder.exif=apply"]
-    cfg, choices = compose_config(overrides)
-    choices = apply_model_card(cfg, choices, explicit_factors(overrides))
     with pytest.raises(PlanError) as e:
-        expand(cfg, choices, ModelSpec.from_config(cfg.model))
+        plan_of(overrides)
     assert "decoder 'kornia_rs' cannot honour exif=apply (it supports ignore)" in str(e.value)
     assert len(str(e.value).splitlines()) == 1
 
@@ -140,10 +136,10 @@ def test_declared_capabilities_and_versions():
     assert DECODERS.get("kornia_rs").caps.reduce == (1,)
     assert DECODERS.get("simplejpeg").caps.reduce == (1, 2, 4, 8)
     assert DECODERS.get("kornia_rs").caps.extra == "kornia"
-    v = versions()
+    v = library_versions()
     for key in ("kornia_rs", "simplejpeg", "cykooz_resizer", "ncnn"):
         assert v[key][0].isdigit(), key
-    assert DECODERS.get("kornia_rs").version() == v["kornia_rs"]
+    assert DECODERS.get("kornia_rs").versions() == {"kornia_rs": v["kornia_rs"]}
 
 
 def _real_files(n: int) -> list[Path]:

@@ -9,23 +9,24 @@ import sys
 import pandas as pd
 import pytest
 
-from evalharness import PROJECT_ROOT
-from evalharness.backends import BACKENDS
-from evalharness.compose import compose_config
-from evalharness.engine.plan import PlanError, apply_model_card, expand, explicit_factors
-from evalharness.engine.stacks import StackError, stack_factors, stack_names
-from evalharness.models.source import ModelSpec
+from evalharness.backends.base import BACKENDS
+from evalharness.config.plan import PlanError
+from evalharness.config.stacks import StackError, stack_factors, stack_names
+from evalharness.config.store import OptionStore
+from evalharness.paths import PROJECT_ROOT
+
+from .conftest import plan_of
 
 PY = {"decoder": "opencv", "resize": "cv2_linear", "colour": "rgb", "backend": "onnxruntime"}
 OV = {"decoder": "opencv", "resize": "ov_ppp_linear", "norm": "ov_ppp", "backend": "openvino"}
 
 
 def _plan(overrides, sweep_factors=None, exclude=None):
-    cfg, choices = compose_config(overrides)
-    if sweep_factors is not None:
-        cfg.sweep = {"factors": sweep_factors, "exclude": exclude or []}
-    choices = apply_model_card(cfg, choices, explicit_factors(overrides))
-    return expand(cfg, choices, ModelSpec.from_config(cfg.model))
+    def edit(config):
+        if sweep_factors is not None:
+            config["sweep"] = {"factors": sweep_factors, "exclude": exclude or []}
+
+    return plan_of(overrides, edit).specs
 
 
 def _config(spec) -> dict:
@@ -33,10 +34,11 @@ def _config(spec) -> dict:
 
 
 def test_every_stack_names_existing_options_of_real_factors():
-    assert set(stack_names()) == {"python_cv2_ort", "rust_tract", "ncnn", "openvino_ppp"}
-    for name in stack_names():
+    store = OptionStore()
+    assert set(stack_names(store)) == {"python_cv2_ort", "rust_tract", "ncnn", "openvino_ppp"}
+    for name in stack_names(store):
         try:
-            values = stack_factors(name)
+            values = stack_factors(name, store)
         except StackError as e:  # only a backend that is not in this installation
             assert "which this installation does not have" in str(e)
             continue

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from evalharness.data.dataset import load_dataset
-from evalharness.data.icdar import TextTarget, parse_gt
+from evalharness.data.loaders.icdar import TextTarget, parse_gt
 from evalharness.preprocess.errors import StageError
 from evalharness.preprocess.resize import ResizeSpec, resize
 

@@ -8,9 +8,8 @@ import importlib.util
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf, open_dict
 
-from .conftest import run_in_process
+from .conftest import plan_of, run_in_process
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("rapidocr", "shapely", "pyclipper")),
@@ -54,10 +53,11 @@ def test_ppocr_v6_on_drawn_words_with_a_swept_limit(tmp_path):
     boxes = draw_set(tmp_path / "set")
 
     def sweep(cfg):
-        with open_dict(cfg):
-            cfg.sweep = OmegaConf.create(
-                {"name": "t", "factors": {"resize.limit_side_len": [320, 736]}, "exclude": []}
-            )
+        cfg["sweep"] = {
+            "name": "t",
+            "factors": {"resize.limit_side_len": [320, 736]},
+            "exclude": [],
+        }
 
     overrides = [
         "model=ppocr_v6_det",
@@ -102,17 +102,14 @@ def test_ppocr_v6_on_drawn_words_with_a_swept_limit(tmp_path):
 
 
 @pytest.mark.parametrize("model", ["ppocr_v6_det", "ppocr_v4_det"])
-def test_limit_policy_and_side_from_the_command_line(model):
-    from evalharness.compose import compose_config
-    from evalharness.engine.plan import apply_model_card, expand, explicit_factors
-    from evalharness.models.source import ModelSpec
-
+def test_limit_policy_and_side_from_the_command_line(model, tmp_path):
     if model == "ppocr_v4_det" and importlib.util.find_spec("rapidocr_onnxruntime") is None:
         pytest.skip("pip install --no-deps rapidocr-onnxruntime==1.4.4")
+    draw_set(tmp_path / "set")  # a text-detection dataset for the plan to load
     overrides = [f"model={model}", "resize=limit_max", "resize.limit_side_len=960"]
-    cfg, choices = compose_config(overrides)
-    choices = apply_model_card(cfg, choices, explicit_factors(overrides))
-    specs = expand(cfg, choices, ModelSpec.from_config(cfg.model))
+    dataset = ["dataset=icdar2015_test", f"dataset.root={tmp_path / 'set'}",
+               "dataset.images=images", "dataset.gt=gt"]  # fmt: skip
+    specs = plan_of([*overrides, *dataset]).specs
     resize = {s.is_reference: s.stages[1].spec for s in specs}
     assert (resize[False].crop, resize[False].limit_side_len) == ("limit_max", 960)
     assert (resize[True].crop, resize[True].limit_side_len) == ("limit_min", 736)

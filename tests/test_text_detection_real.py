@@ -85,7 +85,7 @@ def test_db_port_gives_rapidocrs_boxes_on_real_maps():
         "rapidocr_onnxruntime.ch_ppocr_det.utils",
         reason="pip install --no-deps rapidocr-onnxruntime==1.4.4",
     )
-    from evalharness import _package_file
+    from evalharness.paths import package_file as _package_file
     from evalharness.preprocess.resize import ResizeSpec, resize
     from evalharness.tasks.text_detection.db import DBParams, detect
 

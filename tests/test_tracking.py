@@ -4,10 +4,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from evalharness.backends.base import MissingRuntimeError
-from evalharness.compose import compose_config
-from evalharness.engine.plan import explicit_factors
-from evalharness.tracking import check_tracking
+from evalharness.tracking import MissingTrackerError, check_tracking
+
+from .conftest import compose_config, plan_of
 
 SWEEP = [
     "+sweep=preproc_ablation",
@@ -21,12 +20,15 @@ SWEEP = [
 
 
 def _sweep(tmp_path, *extra):
-    from evalharness.app import run
+    """Run the sweep and do what a finished sweep does after (findings, report, tracking):
+    (run dir, what finishing did)."""
+    from evalharness.runner.finish import finish
+    from evalharness.runner.run import execute
 
     args = [*SWEEP, f"tracking.uri=file:{tmp_path / 'mlruns'}", *extra]
-    cfg, choices = compose_config(args)
-    run(cfg, tmp_path / "run", choices, quiet=False, explicit=explicit_factors(args))
-    return tmp_path / "run"
+    plan = plan_of(args)
+    execute(plan, tmp_path / "run")
+    return tmp_path / "run", finish(plan, tmp_path / "run")
 
 
 def _client(tmp_path):
@@ -43,10 +45,10 @@ def _parent(client, run_dir):
     return exp, runs[0]
 
 
-def test_a_sweep_is_one_run_with_a_child_per_config(tmp_path, capsys):
+def test_a_sweep_is_one_run_with_a_child_per_config(tmp_path):
     client = _client(tmp_path)
-    run_dir = _sweep(tmp_path)
-    assert "mlflow: run " in capsys.readouterr().out
+    run_dir, done = _sweep(tmp_path)
+    assert done.tracking.startswith("mlflow: run ")
     summary = pd.read_csv(run_dir / "summary.csv")
     exp, parent = _parent(client, run_dir.resolve())
     params = parent.data.params
@@ -74,7 +76,7 @@ def test_a_sweep_is_one_run_with_a_child_per_config(tmp_path, capsys):
 
 def test_above_the_threshold_the_configs_are_the_summary_table(tmp_path):
     client = _client(tmp_path)
-    run_dir = _sweep(tmp_path, "tracking.max_child_runs=3", "report=true")
+    run_dir, _ = _sweep(tmp_path, "tracking.max_child_runs=3", "report=true")
     exp, parent = _parent(client, run_dir.resolve())
     children = client.search_runs(
         [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
@@ -87,20 +89,19 @@ def test_above_the_threshold_the_configs_are_the_summary_table(tmp_path):
 def test_without_mlflow_the_sweep_is_refused_before_any_work(tmp_path, monkeypatch):
     import importlib.util
 
-    from evalharness.app import run
+    from evalharness.runner.run import execute
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a)
     )
-    with pytest.raises(MissingRuntimeError) as e:
+    with pytest.raises(MissingTrackerError) as e:
         check_tracking({"kind": "mlflow"})
     assert str(e.value) == (
         "tracking=mlflow needs mlflow-skinny: pip install 'evalharness[mlflow]' (or tracking=none)"
     )
-    cfg, choices = compose_config(SWEEP)
-    with pytest.raises(MissingRuntimeError):
-        run(cfg, tmp_path / "run", choices, quiet=True)
+    with pytest.raises(MissingTrackerError):
+        execute(plan_of(SWEEP), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -113,10 +114,14 @@ def test_tracking_none_is_the_default_and_an_unknown_kind_is_named():
 
 
 def test_shards_log_nothing_and_their_merge_logs_the_whole_sweep_once(tmp_path, capsys):
-    from evalharness.merge import main as merge_main
+    from evalharness.commands.merge import main as merge_main
 
     client = _client(tmp_path)
-    shards = [_sweep(tmp_path / f"s{i}", "shard.count=2", f"shard.index={i}") for i in (0, 1)]
+    shards, finished = zip(
+        *[_sweep(tmp_path / f"s{i}", "shard.count=2", f"shard.index={i}") for i in (0, 1)],
+        strict=True,
+    )
+    assert all(done.tracking is None for done in finished)  # a shard is not the sweep
     for i in (0, 1):  # each shard's own store: nothing was logged there
         assert client_store_empty(tmp_path / f"s{i}" / "mlruns")
     for d in shards:  # the shards' own config names the store the merge logs to

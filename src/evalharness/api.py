@@ -7,10 +7,11 @@
     res.report()                     # report.html in the run dir
 
 A sweep here is the command line's sweep, in-process: the same config composition (Hydra's
-compose API), the same `app.run`, the same run dir, so a run dir made here is one the
-command-line tools read and vice versa. Overrides are Hydra's, given as a list of strings,
-one string, or a dict (lists become Hydra lists, groups that are not in the defaults -- sweep,
-case -- get their `+`).
+compose API), the same RunPlan, the same runner, the same run dir, so a run dir made here is
+one the command-line tools read and vice versa; `Results.explain()` returns the very
+Explanation `evalharness explain` prints. Overrides are Hydra's, given as a list of strings,
+one string, or a dict (lists become Hydra lists, groups that are not in the defaults --
+sweep, case -- get their `+`). This module is the facade: nothing in the package imports it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from evalharness import CONF_DIR
+from evalharness.analysis.explain import Explanation
+from evalharness.paths import CONF_DIR
 
 Overrides = list[str] | dict[str, Any] | str | None
 _NEEDS_QUOTES = re.compile(r"[\s,\[\]{}()'\"=]")
@@ -48,12 +49,13 @@ def _value(v: Any) -> str:
 
 def _addable_groups() -> set[str]:
     """Config groups that are not in the defaults list (sweep, case): they take a `+`."""
-    from omegaconf import OmegaConf
+    import yaml
 
-    defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml").defaults)
+    from evalharness.config.compose import store_for, user_dirs
+
+    defaults = yaml.safe_load((CONF_DIR / "config.yaml").read_text())["defaults"]
     present = {k for d in defaults if isinstance(d, dict) for k in d}
-    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra"}
-    return groups - present
+    return set(store_for(user_dirs()).groups()) - present
 
 
 def to_overrides(overrides: Overrides) -> list[str]:
@@ -74,14 +76,16 @@ def to_overrides(overrides: Overrides) -> list[str]:
 
 def _check(overrides: list[str]) -> None:
     """One readable error for a wrong option name, and for a multirun list (no `-m` here)."""
-    from evalharness.__main__ import check_group_choices
+    from evalharness.config.compose import check_group_choices, store_for, user_dirs
 
-    problem = check_group_choices(overrides)
+    store = store_for(user_dirs())
+    problem = check_group_choices(overrides, store)
     if problem:
         raise ValueError(problem)
+    groups = set(store.groups())
     for o in overrides:
         key, _, value = o.partition("=")
-        if (CONF_DIR / key.lstrip("+~")).is_dir() and "," in value and "[" not in value:
+        if key.lstrip("+~") in groups and "," in value and "[" not in value:
             raise ValueError(
                 f"'{o}' is a multirun list; in one run use a sweep: "
                 f"sweep.factors.{key.lstrip('+~')}=[{value}] (with +sweep=NAME or alone)"
@@ -103,50 +107,19 @@ def sweep(overrides: Overrides = None, run_dir: str | Path | None = None) -> Res
     `run_dir` (or a `hydra.run.dir=` override) names the run dir; re-using one resumes it.
     Raises ValueError / FileNotFoundError for what the command line reports as `error:`.
     """
-    from evalharness.analysis.findings import write_findings
-    from evalharness.app import run
-    from evalharness.compose import compose_config
-    from evalharness.engine.plan import explicit_factors
-    from evalharness.tracking import log_sweep
+    from evalharness.config.runplan import plan_for
+    from evalharness.runner.finish import finish
+    from evalharness.runner.run import execute
 
     args = to_overrides(overrides)
     given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
     args = [a for a in args if not a.startswith("hydra.")]
     _check(args)
     run_dir = Path(run_dir or (given[-1] if given else default_run_dir()))
-    cfg, choices = compose_config(args)
-    run(cfg, run_dir, choices, quiet=True, explicit=explicit_factors(args))
-    if (cfg.get("shard") or {}).get("count", 1) == 1:
-        write_findings(run_dir)
-        log_sweep(cfg, run_dir)
+    plan = plan_for(args)
+    execute(plan, run_dir)
+    finish(plan, run_dir)
     return Results(run_dir)
-
-
-@dataclass
-class Explanation:
-    """What `evalharness explain` prints, as data: its tables and the verdict."""
-
-    tables: dict[str, pd.DataFrame]
-    a: dict[str, str]
-    verdict: str | None = None
-    gap: float | None = None  # metric(B) - metric(A), when B was given
-    files: Path | None = field(default=None, repr=False)  # where the CSVs were written
-
-    @property
-    def attribution(self) -> pd.DataFrame | None:
-        """Shapley terms (factor, a, b, shapley, lo, hi) and the residual row."""
-        return self.tables.get("attribution")
-
-    @property
-    def effects(self) -> pd.DataFrame:
-        return self.tables["effects"]
-
-    @property
-    def pairs(self) -> pd.DataFrame:
-        return self.tables["pairs"]
-
-    def _repr_markdown_(self) -> str:
-        return self.verdict or "(no B given: see .effects and .pairs)"
 
 
 class Results:
@@ -167,7 +140,7 @@ class Results:
     @cached_property
     def summary(self) -> pd.DataFrame:
         """summary.csv: one row per config; factor columns as strings."""
-        from evalharness.engine.tables import read_summary
+        from evalharness.rundir.summary import read_summary
 
         return read_summary(self.run_dir / "summary.csv")
 
@@ -188,8 +161,9 @@ class Results:
         path = self.run_dir / "findings.md"
         if not path.exists():
             from evalharness.analysis.findings import write_findings
+            from evalharness.runner.ondemand import RunDirConfigs
 
-            return write_findings(self.run_dir)
+            return write_findings(self.run_dir, RunDirConfigs(self.run_dir))
         return path.read_text()
 
     def explain(
@@ -204,31 +178,29 @@ class Results:
         A is the model card's reference with `a`'s factors changed; B is A with `b`'s.
         Coalition configs the run lacks are evaluated on demand (into explain/ondemand/).
         """
-        from evalharness.explain import explain
+        from evalharness.analysis.explain import explain
+        from evalharness.runner.ondemand import RunDirConfigs
 
-        a = {k: str(v) for k, v in (a or {}).items()}
-        b = {k: str(v) for k, v in (b or {}).items()}
-        out = explain(self.run_dir, a, b, target, n_boot)
-        return Explanation(
-            out["tables"], out["a"], out.get("verdict"), out.get("gap"), self.run_dir / "explain"
-        )
+        return explain(self.run_dir, RunDirConfigs(self.run_dir), a, b, target, n_boot)
 
     def compare(self, other: Results | str | Path) -> pd.DataFrame:
         """Config by config against another run dir or CSV (B = other); notes in .attrs."""
-        from evalharness.compare import compare
+        from evalharness.analysis.compare import compare
 
         other_path = other.run_dir if isinstance(other, Results) else Path(other)
-        table, notes = compare(self.run_dir, other_path)
-        table.attrs["notes"] = notes
-        return table
+        comparison = compare(self.run_dir, other_path)
+        comparison.table.attrs["notes"] = comparison.notes
+        return comparison.table
 
     def report(
         self, path: str | Path | None = None, b: dict[str, Any] | None = None, n_boot: int = 1000
     ) -> Path:
         """Write report.html / report.md in the run dir; with `path`, copy the page there."""
         from evalharness.report.build import write_report
+        from evalharness.runner.ondemand import RunDirConfigs
 
-        html = write_report(self.run_dir, {k: str(v) for k, v in (b or {}).items()}, n_boot)
+        b = {k: str(v) for k, v in (b or {}).items()}
+        html = write_report(self.run_dir, RunDirConfigs(self.run_dir), b, n_boot)
         if path is None:
             return html
         path = Path(path)

@@ -22,7 +22,7 @@ from math import factorial
 
 import numpy as np
 
-from evalharness.analysis.paired import percentile_ci
+from evalharness.stats.paired import percentile_ci
 
 
 def differing_factors(a: dict[str, str], b: dict[str, str]) -> list[str]:

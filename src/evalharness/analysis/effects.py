@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evalharness.analysis.paired import percentile_ci
 from evalharness.analysis.results import RunResults
+from evalharness.stats.paired import percentile_ci
 
 
 def main_effects(res: RunResults, idx: np.ndarray) -> pd.DataFrame:

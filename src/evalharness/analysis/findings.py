@@ -31,8 +31,9 @@ import pandas as pd
 
 from evalharness.analysis.attribution import all_coalition_configs, differing_factors
 from evalharness.analysis.effects import variance_shares
-from evalharness.analysis.paired import bootstrap_indices, compare_values, percentile_ci
-from evalharness.analysis.results import RunResults
+from evalharness.analysis.ondemand import ConfigSource, NoConfigs
+from evalharness.analysis.results import RunResults, reference_config, run_dataset
+from evalharness.stats.paired import bootstrap_indices, compare_values, percentile_ci
 
 FINDINGS_BOOTSTRAP = 500
 MAX_ON_DEMAND = 8  # beyond this many missing coalition configs, no Shapley split here
@@ -217,8 +218,8 @@ def choose_worst(res: RunResults, ref: dict[str, str]) -> str:
     return str(low.config_id.iloc[int(np.argmin(dist))])
 
 
-def worst_lines(run_dir, res, ref, idx, values, fmt, max_on_demand: int) -> list[str]:
-    from evalharness.explain import attribution  # the tool's Shapley, on-demand included
+def worst_lines(run_dir, configs, res, ref, idx, values, fmt, max_on_demand) -> list[str]:
+    from evalharness.analysis.explain import attribution  # the tool's Shapley, on demand too
 
     m = res.metric
     row = res.summary.set_index("config_id")
@@ -255,7 +256,7 @@ def worst_lines(run_dir, res, ref, idx, values, fmt, max_on_demand: int) -> list
             f"{_assign(diff)}` evaluates them"
         )
     else:
-        att, _ = attribution(Path(run_dir), res, ref, worst, idx)
+        att, _ = attribution(configs, res, ref, worst, idx)
         verdict = att.verdict("the reference", "the worst config", res.task.number_format)
         lines.append(f"Shapley split: {verdict}")
     return lines
@@ -263,14 +264,16 @@ def worst_lines(run_dir, res, ref, idx, values, fmt, max_on_demand: int) -> list
 
 def findings(
     run_dir: Path,
+    configs: ConfigSource | None = None,
     dataset=None,
     n_boot: int = FINDINGS_BOOTSTRAP,
     max_on_demand: int = MAX_ON_DEMAND,
 ) -> Findings:
-    """The findings of a finished run dir (see the module docstring)."""
-    from evalharness.rundir import reference_config, run_dataset
-
+    """The findings of a finished run dir (see the module docstring); configs the Shapley
+    split needs and the run lacks are evaluated through `configs` (none without it)."""
     run_dir = Path(run_dir)
+    if configs is None:
+        configs, max_on_demand = NoConfigs(), 0
     dataset = dataset if dataset is not None else run_dataset(run_dir)
     res = RunResults.load(run_dir, dataset)
     m, s = res.metric, res.summary
@@ -331,18 +334,22 @@ def findings(
             "(what the factors' separate effects leave)"
         )
     out.configs = config_lines(res, ref, values, fmt)
-    out.worst = worst_lines(run_dir, res, ref, idx, values, fmt, max_on_demand)
+    out.worst = worst_lines(run_dir, configs, res, ref, idx, values, fmt, max_on_demand)
     return out
 
 
 def write_findings(
-    run_dir: Path, dataset=None, n_boot: int = FINDINGS_BOOTSTRAP, max_on_demand=MAX_ON_DEMAND
+    run_dir: Path,
+    configs: ConfigSource | None = None,
+    dataset=None,
+    n_boot: int = FINDINGS_BOOTSTRAP,
+    max_on_demand: int = MAX_ON_DEMAND,
 ) -> str:
     """Compute the findings of a finished run dir, write RUN_DIR/findings.md, return its text.
 
-    The app calls it after `finalize` (a single, unsharded run) and prints the text; merge
-    calls it with max_on_demand=0 (merging loads no backend).
+    The runner calls it after the tables of a whole (unsharded) sweep; merge calls it with
+    no `configs` (merging loads no backend, so no Shapley coalition is evaluated).
     """
-    text = findings(run_dir, dataset, n_boot, max_on_demand).markdown()
+    text = findings(run_dir, configs, dataset, n_boot, max_on_demand).markdown()
     (Path(run_dir) / "findings.md").write_text(text)
     return text

@@ -8,7 +8,6 @@ same effects, pairs and Shapley code serves every task.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,22 +17,44 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from omegaconf import OmegaConf
 
-from evalharness.engine.tables import read_summary, summary_factors
+from evalharness.config.compose import store_for
+from evalharness.config.plan import canonical_settings
+from evalharness.data.dataset import Dataset, load_dataset
+from evalharness.rundir.read import (
+    dataset_settings,
+    model_settings,
+    run_choices,
+    run_settings,
+    run_user_dirs,
+)
+from evalharness.rundir.summary import read_summary, summary_factors
 from evalharness.tasks.base import Task, get_task
 
 
 def task_of_run(run_dir: Path) -> Task:
     """The run's task, bound to its model's post-processing settings (from run_config.yaml:
     no model file is needed to analyse a run)."""
-    cfg = OmegaConf.load(Path(run_dir) / "run_config.yaml")
-    model = cfg.model
-    post = (
-        OmegaConf.to_container(model.postprocess, resolve=True) if model.get("postprocess") else {}
-    )
-    stub = SimpleNamespace(name=str(model.name), postprocess=tuple(sorted(post.items())))
+    model = model_settings(run_dir)
+    post = dict(model.get("postprocess") or {})
+    stub = SimpleNamespace(name=str(model["name"]), postprocess=tuple(sorted(post.items())))
     return get_task(str(model.get("task", "classification")), stub)
+
+
+def run_dataset(run_dir: Path) -> Dataset | None:
+    """The run's dataset as its config names it, or None when it cannot be read here."""
+    try:
+        return load_dataset(dataset_settings(run_dir))
+    except (OSError, ValueError):
+        return None
+
+
+def canonical_for(run_dir: Path) -> Callable[[dict[str, str]], dict[str, str]]:
+    """Spells a config as the run's rows do (a setting the option lacks reads "-")."""
+    settings = run_settings(run_dir)
+    card = model_settings(run_dir).get("card") or {}
+    store = store_for(run_user_dirs(run_dir))
+    return lambda config: canonical_settings(config, settings, card, store)
 
 
 @dataclass
@@ -59,9 +80,7 @@ class RunResults:
         preds = pq.read_table(run_dir / "predictions.parquet", columns=cols).to_pandas()
         res = cls.from_frames(summary, preds, task, dataset)
         if (run_dir / "factors.json").exists() and (run_dir / "choices.json").exists():
-            from evalharness.rundir import canonical  # rundir builds on this module
-
-            res.canonical = functools.partial(canonical, run_dir)
+            res.canonical = canonical_for(run_dir)
         return res
 
     @classmethod
@@ -137,3 +156,22 @@ class RunResults:
     def correct(self) -> pd.DataFrame:
         """config_id x image table of per-image scores (top-1 correctness for classification)."""
         return pd.DataFrame({cid: self.task.image_scores(r) for cid, r in self.records.items()}).T
+
+
+def reference_config(run_dir: Path, res: RunResults) -> dict[str, str]:
+    """The model card's reference config: the row the plan marked (always evaluated).
+
+    A run dir from before the reference was always planned falls back to the card's
+    reference, a factor the run held at one value keeping that value.
+    """
+    ref_id = res.reference_id()
+    if ref_id is not None:
+        return res.factors_of(ref_id)
+    ref = dict(run_choices(run_dir))
+    card = model_settings(run_dir).get("card") or {}
+    ref.update({k: str(v) for k, v in (card.get("reference") or {}).items()})
+    for f in res.factors:
+        values = res.summary[f].unique()
+        if len(values) == 1 or f not in ref:
+            ref[f] = str(values[0])
+    return {f: ref[f] for f in res.factors}

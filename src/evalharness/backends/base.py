@@ -24,21 +24,6 @@ from evalharness.models.source import ModelSpec
 from evalharness.registry import Registry
 
 
-class MissingRuntimeError(ValueError):
-    """An optional runtime (or library) a config needs is not installed: one line, the fix."""
-
-
-def require(module: str, what: str, extra: str) -> Any:
-    """Import an optional dependency or fail with the pip command that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise MissingRuntimeError(
-            f"{what} needs the Python package '{module}' ({type(e).__name__}: {e}); "
-            f"install it with: pip install 'evalharness[{extra}]'"
-        ) from None
-
-
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can run, declared where it is registered; planning reads only this.
@@ -50,6 +35,7 @@ class Capabilities:
     devices:    device values (cpu, cuda, tensorrt, ...)
     requires:   import names of the runtime; absent ones make the backend unavailable
     extra:      the pip extra that installs them
+    reference_rank: order in which planning tries backends for a card's reference
     """
 
     sources: tuple[str, ...]
@@ -59,6 +45,9 @@ class Capabilities:
     devices: tuple[str, ...] = ("cpu",)
     requires: tuple[str, ...] = ()
     extra: str = ""
+    # where it comes in the search for the reference backend when a model card names none
+    # (the first that runs the model's source): torch, then onnxruntime, openvino, ...
+    reference_rank: int = 100
 
     def missing(self, backend: str) -> str | None:
         """None when every runtime module is importable, else one line saying what to install."""
@@ -114,25 +103,82 @@ class Session(Protocol):
     input:          the model input the batch feeds (its fixed batch size, if any)
     precision_ran:  the precision the runtime really used (a fallback says so)
     notes:          what the session did that a user should know (reshaped a fixed batch...)
+    thread_safe:    `infer` may run on several threads at once (else the engine serializes)
+    build_seconds:  seconds spent deriving the model this time (quantizing; 0 from the cache)
     """
 
     input: IOInfo
     precision_ran: str
     notes: tuple[str, ...]
+    thread_safe: bool
+    build_seconds: float
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
 class Backend(Protocol):
+    """Everything planning and the loop ask of a runtime (all of it, so nobody `getattr`s).
+
+    refuses:        a combination its flat Capabilities cannot say (int8 with ov_ppp, torch
+                    fp16 on a CPU), as one line, or None;
+    device_missing: why a declared device is absent on this machine, or None;
+    load:           the variant built (exported, converted, quantized on `calibration`, the
+                    config's own host tensors of the calibration images) and compiled;
+    versions:       library versions for the results rows (`v_<key>` columns); cheap, never
+                    raises: an absent library reads "absent".
+    """
+
     name: str
     capabilities: Capabilities
 
-    def load(self, variant: ModelVariant, cache_dir: str) -> Session: ...
+    def refuses(self, placement: str, precision: str, device: str, source: str) -> str | None: ...
+
+    def device_missing(self, device: str) -> str | None: ...
+
+    def load(
+        self, variant: ModelVariant, cache_dir: str, calibration: list[np.ndarray] | None = None
+    ) -> Session: ...
 
     def versions(self) -> dict[str, str]: ...
 
 
-BACKENDS: Registry[type] = Registry("backend")
+class BaseBackend:
+    """Defaults of the Backend protocol for runtimes that need no special rule."""
+
+    name = ""
+    capabilities: Capabilities
+
+    def refuses(self, placement: str, precision: str, device: str, source: str) -> str | None:
+        return None
+
+    def device_missing(self, device: str) -> str | None:
+        return None
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+
+def dist_version(distribution: str) -> str:
+    """An installed distribution's version from its metadata (nothing imported), or "absent"."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def module_version(module: str, attribute: str = "__version__") -> str:
+    """A library's version as it reports it, or "absent" (never imported when absent)."""
+    if importlib.util.find_spec(module) is None:
+        return "absent"
+    value = getattr(importlib.import_module(module), attribute)
+    return str(value() if callable(value) else value)
+
+
+BACKENDS: Registry[type] = Registry(
+    "backend", "evalharness.backends.runtimes", entry_points="evalharness.backends"
+)
 
 
 def as_float32_outputs(names: list[str], arrays: list[Any]) -> dict[str, np.ndarray]:

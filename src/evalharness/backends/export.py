@@ -16,22 +16,21 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnx
-import torch
-from onnx import TensorProto, helper, numpy_helper
 
 from evalharness.backends.base import IOInfo
 from evalharness.backends.derived import derived_file
-from evalharness.models.source import ModelSpec, build_torch_model, file_sha256
+from evalharness.hashing import file_sha256
+from evalharness.models.source import ModelSpec, build_torch_model
 
 OPSET = 17
 INPUT_NAME = "input"
 DEFAULT_OUTPUT = "logits"
-_ONNX_TYPES = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16",
-               TensorProto.UINT8: "uint8", TensorProto.INT64: "int64"}  # fmt: skip
+# onnx.TensorProto element types (FLOAT, FLOAT16, UINT8, INT64): the numbers, so that this
+# module imports without onnx (it is imported when the runtimes are registered)
+_ONNX_TYPES = {1: "float32", 10: "float16", 2: "uint8", 7: "int64"}
 
 
-def _io(value: onnx.ValueInfoProto) -> IOInfo:
+def _io(value) -> IOInfo:
     t = value.type.tensor_type
     shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
     return IOInfo(value.name, shape, _ONNX_TYPES.get(t.elem_type, str(t.elem_type)))
@@ -39,6 +38,8 @@ def _io(value: onnx.ValueInfoProto) -> IOInfo:
 
 def onnx_signature(path: Path) -> tuple[list[IOInfo], list[IOInfo]]:
     """The model's real inputs (initializers excluded) and outputs, with shapes and types."""
+    import onnx
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
@@ -60,6 +61,9 @@ def export_onnx(spec: ModelSpec, cache_dir: str | Path) -> Path:
 
     An `onnx`-source model is its own export and is returned as it is.
     """
+    import onnx
+    import torch
+
     if spec.source == "onnx":
         return spec.weights
     if not spec.has_torch_module:
@@ -101,6 +105,9 @@ def export_onnx(spec: ModelSpec, cache_dir: str | Path) -> Path:
 
 def with_graph_normalization(src: Path, cache_dir: str | Path, mean, std) -> Path:
     """A copy of `src` whose input takes raw 0..255 pixels: x -> (x - 255 mean) / (255 std)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
     inputs, _ = onnx_signature(src)
     if inputs[0].dtype != "float32":
         raise ValueError(
@@ -148,6 +155,7 @@ def to_float16(src: Path, cache_dir: str | Path) -> Path:
     without fp16 kernels in float32), so the graph computes in half precision as an fp16
     deployment does; the interface stays float32 so the host pipeline is unchanged.
     """
+    import onnx
     from onnxconverter_common import __version__ as occ_version
     from onnxconverter_common.float16 import convert_float_to_float16
 
@@ -168,6 +176,8 @@ def without_value_info(src: Path, cache_dir: str | Path) -> Path:
     recorded). The values are hints, not part of the computation: removing them changes no
     output. Some runtimes cannot unify the hints with their own shape analysis (tract on
     PP-OCRv6: "Impossible to unify Sym(DynamicDimension.0) with Val(1)") and load the copy."""
+    import onnx
+
     payload = dict(kind="no_value_info", source=file_sha256(src), onnx=onnx.__version__)
 
     def build(tmp: Path) -> None:
@@ -179,4 +189,6 @@ def without_value_info(src: Path, cache_dir: str | Path) -> Path:
 
 
 def has_value_info(src: Path) -> bool:
+    import onnx
+
     return len(onnx.load(str(src), load_external_data=False).graph.value_info) > 0

@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from evalharness.backends.base import ModelVariant, require
+from evalharness.backends.base import ModelVariant
 from evalharness.backends.derived import derived_file
 from evalharness.models.source import build_torch_model
+from evalharness.optional import require
 
 
 def tflite_from_torch(variant: ModelVariant, cache_dir: str | Path) -> Path:
@@ -37,7 +38,7 @@ def tflite_from_torch(variant: ModelVariant, cache_dir: str | Path) -> Path:
     )
 
     def build(tmp: Path) -> None:
-        from evalharness.backends.torch_backend import RawPixelNormalize
+        from evalharness.backends.torch_modules import RawPixelNormalize
 
         module: nn.Module = build_torch_model(spec)
         if variant.placement == "graph":

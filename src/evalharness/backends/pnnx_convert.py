@@ -24,9 +24,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from evalharness.backends.base import MissingRuntimeError
 from evalharness.backends.derived import derived_dir
-from evalharness.models.source import file_sha256
+from evalharness.hashing import file_sha256
+from evalharness.optional import MissingRuntimeError
 
 PNNX_INSTALL = "pip install --no-deps pnnx==20261020"
 PARAM, BIN = "model.ncnn.param", "model.ncnn.bin"

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from evalharness.backends.base import ModelVariant, require
+from evalharness.backends.base import ModelVariant
 from evalharness.backends.derived import derived_dir, derived_file
-from evalharness.models.source import file_sha256
+from evalharness.hashing import file_sha256
+from evalharness.optional import require
 
 ORT_METHODS = ("minmax", "entropy", "percentile")
 NNCF_PRESETS = ("performance", "mixed")

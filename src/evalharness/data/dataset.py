@@ -21,14 +21,12 @@ import dataclasses
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
-from evalharness.models.source import file_sha256
+from evalharness.hashing import file_sha256
 from evalharness.registry import Registry
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -61,8 +59,10 @@ class Dataset:
         return len(self.samples)
 
 
-LoaderFn = Callable[[DictConfig], Dataset]
-LOADERS: Registry[LoaderFn] = Registry("dataset kind")
+LoaderFn = Callable[[Mapping[str, Any]], Dataset]
+LOADERS: Registry[LoaderFn] = Registry(
+    "dataset kind", "evalharness.data.loaders", entry_points="evalharness.datasets"
+)
 
 
 def register_loader(kind: str):
@@ -134,7 +134,7 @@ def spread(samples: list[Sample], n: int) -> list[Sample]:
     return [samples[int(i * step)] for i in range(n)]
 
 
-def _limit(cfg: DictConfig) -> int | None:
+def _limit(cfg: Mapping[str, Any]) -> int | None:
     limit = cfg.get("limit")
     if limit is None:
         return None
@@ -143,10 +143,8 @@ def _limit(cfg: DictConfig) -> int | None:
     return limit
 
 
-def load_dataset(cfg: DictConfig) -> Dataset:
-    from evalharness.data import register_all
-
-    register_all()
+def load_dataset(cfg: Mapping[str, Any]) -> Dataset:
+    """The dataset its settings describe (plain data: config/ resolved the YAML into them)."""
     kind = cfg.get("kind", "manifest")
     mode = cfg.get("hash", "content")
     if mode not in HASH_MODES:

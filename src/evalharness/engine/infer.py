@@ -45,7 +45,7 @@ def infer_batched(session: Session, x: np.ndarray, batch_size: int) -> dict[str,
 
 
 def _infer(session: Session, x: np.ndarray) -> dict[str, np.ndarray]:
-    if getattr(session, "thread_safe", False):
+    if session.thread_safe:
         return session.infer(x)
     with _LOCKS[id(session)]:
         return session.infer(x)

@@ -25,12 +25,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +37,19 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from evalharness.backends import BACKENDS
-from evalharness.backends.base import ModelVariant, Session
+from evalharness.backends.base import BACKENDS, ModelVariant, Session
+from evalharness.config.memory import tensor_bytes
+from evalharness.config.options import SweepOptions, shard_chunks, stable_hash
+from evalharness.config.plan import RunSpec
+from evalharness.config.runplan import RunPlan
 from evalharness.data.dataset import Dataset, Sample
-from evalharness.engine import store
+from evalharness.engine.calibration import tensors as calibration_tensors
 from evalharness.engine.gpu_monitor import GpuMonitor, wants_gpu_monitor
 from evalharness.engine.infer import VariantInference, infer_batched
-from evalharness.engine.options import SweepOptions, shard_chunks, stable_hash
-from evalharness.engine.plan import RunSpec
 from evalharness.engine.pool import PriorityPool
 from evalharness.engine.walk import ByteBudget, Failure, Pipeline, Walker, pipelines_of
+from evalharness.preprocess.colour import host_tensor
+from evalharness.rundir import store
 from evalharness.tasks.base import Task
 
 log = logging.getLogger("evalharness")
@@ -79,7 +81,9 @@ class Counters:
         return out
 
 
-def plan_record(specs: list[RunSpec], dataset: Dataset, opts: SweepOptions) -> dict[str, Any]:
+def plan_record(plan: RunPlan) -> dict[str, Any]:
+    """plan.json: what this run computes (config ids, dataset hash, chunking, its shard)."""
+    specs, dataset, opts = plan.specs, plan.dataset, plan.options
     ids = [s.config_id for s in specs]
     body: dict[str, Any] = dict(
         config_ids=ids,
@@ -99,28 +103,27 @@ def input_probe(variant: ModelVariant, session: Session) -> np.ndarray:
     """A one-sample zero input of the shape the session takes (64 px where it is free)."""
     hw = variant.model.input_hw or (64, 64)
     batch = session.input.fixed_batch or 1
-    if variant.placement == "ov_ppp":
-        return np.zeros((batch, *hw, 3), np.uint8)
-    return np.zeros((batch, 3, *hw), np.float32)
+    dtype, layout = host_tensor(variant.placement)
+    return np.zeros((batch, *hw, 3) if layout == "NHWC" else (batch, 3, *hw), dtype)
 
 
 def load_sessions(
-    specs: list[RunSpec], task: Task, dataset: Dataset, cache_dir: str, calibration=None
+    specs, task: Task, dataset: Dataset, cache_dir: str, calibration=None
 ) -> dict[ModelVariant, Session]:
     """Build every variant once; a wrong output fails here, before any sample is read.
 
-    `calibration(spec) -> np.ndarray` gives the host tensors a quantizing variant calibrates
-    with (the config's own preprocessing of the held-out images)."""
+    `calibration` (the plan's calibration samples) gives a quantizing variant its host
+    tensors: the config's own preprocessing of the calibration images."""
     sessions: dict[ModelVariant, Session] = {}
     for spec in specs:
         v = spec.variant
         if v in sessions:
             continue
         backend = BACKENDS.get(v.backend)()
+        tensors = None
         if v.option("calibrate") and calibration is not None:
-            session = backend.load(v, cache_dir, calibration=calibration(spec))
-        else:
-            session = backend.load(v, cache_dir)
+            tensors = calibration_tensors(spec, list(calibration))
+        session = backend.load(v, cache_dir, calibration=tensors)
         task.check_outputs(session.infer(input_probe(v, session)), v.model, dataset)
         sessions[v] = session
     return sessions
@@ -128,7 +131,7 @@ def load_sessions(
 
 def quantize_seconds(sessions: dict) -> float:
     """Seconds spent quantizing this run (0 when every quantized model came from the cache)."""
-    return sum(getattr(s, "build_seconds", 0.0) for s in sessions.values())
+    return sum(s.build_seconds for s in sessions.values())
 
 
 class StageProgress:
@@ -139,18 +142,6 @@ class StageProgress:
 
     def __call__(self, stage: str) -> None:
         self.bar.set_postfix_str(f"chunk {self.chunk} {stage}", refresh=False)
-
-
-def tensor_bytes(spec: RunSpec) -> int:
-    """Host tensor bytes per sample, estimated from the model input (raw pixels for ov_ppp);
-    a limit_* policy bounds it by its side length (limit_min's long side taken as twice)."""
-    h, w = spec.variant.model.input_hw or (1024, 1024)
-    for stage in spec.stages:
-        resize = getattr(stage, "spec", None)
-        if stage.kind == "resize" and getattr(resize, "crop", "").startswith("limit"):
-            side = resize.limit_side_len or max(h, w)
-            h, w = side, side * (2 if resize.crop == "limit_min" else 1)
-    return h * w * 3 * (1 if spec.variant.placement == "ov_ppp" else 4)
 
 
 def pipeline_groups(pipes: list[Pipeline], n_samples: int, budget: int) -> list[list[Pipeline]]:
@@ -165,32 +156,6 @@ def pipeline_groups(pipes: list[Pipeline], n_samples: int, budget: int) -> list[
         groups[-1].append(p)
         used += need
     return groups
-
-
-def fit_chunk(specs: list[RunSpec], opts: SweepOptions) -> SweepOptions:
-    """The options with chunk_size lowered until one pipeline's host tensors for a chunk
-    (and as much again for outputs) fit memory_budget; refused in one line when even one
-    sample does not. Called before the run dir is claimed: the plan records the fitted size,
-    so a resumed or sharded run cuts the same chunks."""
-    per_sample = max(tensor_bytes(s) for s in specs) * 2  # tensors + outputs
-    fits = opts.memory_budget // per_sample
-    if fits < 1:
-        raise ValueError(
-            f"one sample's host tensors need about {_mb(per_sample)}, over memory_budget="
-            f"{_mb(opts.memory_budget)}: raise memory_budget (at least "
-            f"memory_budget={per_sample})"
-        )
-    if fits >= opts.chunk_size:
-        return opts
-    log.warning(
-        "chunk_size %d -> %d: a chunk of these inputs (about %s each) must fit memory_budget=%s",
-        opts.chunk_size, fits, _mb(per_sample / 2), _mb(opts.memory_budget),
-    )  # fmt: skip
-    return replace(opts, chunk_size=int(fits))
-
-
-def _mb(n: float) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 class ChunkEvaluator:
@@ -324,27 +289,21 @@ def probe_seconds(samples, task, pipes, sessions, opts, pool) -> float:
 def warn_if_large(specs: list[RunSpec], n_samples: int, seconds_per_sample: float) -> None:
     secs = seconds_per_sample * n_samples
     when = f"{secs / 3600:.1f} h" if secs >= 3600 else f"{secs / 60:.1f} min"
-    print(
-        f"warning: {len(specs)} configs x {n_samples} samples = {len(specs) * n_samples} "
-        f"evaluations; about {when} expected from a 2-sample probe",
-        file=sys.stderr,
-    )
+    log.warning(
+        "%d configs x %d samples = %d evaluations; about %s expected from a 2-sample probe",
+        len(specs), n_samples, len(specs) * n_samples, when,
+    )  # fmt: skip
 
 
-def run_sweep(
-    specs: list[RunSpec],
-    dataset: Dataset,
-    run_dir: Path,
-    opts: SweepOptions,
-    task: Task,
-    calibration=None,
-) -> dict[str, Any]:
+def run_sweep(plan: RunPlan, run_dir: Path) -> dict[str, Any]:
     """Evaluate every config on every sample of this shard; returns the stats written.
 
-    The caller has claimed the run dir (engine/claim.py): locked, checked, plan written.
+    The caller has claimed the run dir (rundir/claim.py): locked, checked, plan written.
     """
     run_dir = Path(run_dir)
-    plan = plan_record(specs, dataset, opts)
+    specs, dataset, opts, task = list(plan.specs), plan.dataset, plan.options, plan.task
+    calibration = plan.calibration.samples if plan.calibration is not None else None
+    record = plan_record(plan)
     chunks = shard_chunks(len(dataset), opts)
     done = store.done_chunks(run_dir)
     todo = [c for c in chunks if c not in done]
@@ -385,7 +344,7 @@ def run_sweep(
     requested = counters.calls.get("infer_requested", 0)
     unique = counters.calls.get("infer_unique", 0)
     stats = dict(
-        plan_hash=plan["plan_hash"],
+        plan_hash=record["plan_hash"],
         n_samples=len(dataset),
         n_configs=len(specs),
         chunks_total=len(chunks),

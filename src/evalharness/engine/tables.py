@@ -13,38 +13,39 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from evalharness.analysis.paired import bootstrap_indices
-from evalharness.analysis.stats import wilson_interval
-from evalharness.engine import store
+from evalharness.rundir import store
+from evalharness.stats.intervals import wilson_interval
+from evalharness.stats.paired import bootstrap_indices
 from evalharness.tasks.base import Task
 
 SUMMARY_BOOTSTRAP = 1000  # resamples for intervals of metrics that are not proportions
 
 
-def summary_factors(table: pd.DataFrame) -> list[str]:
-    """The factor columns of a summary or configs table: those between `dataset` and
-    `reference` (FACTORS, then any swept settings such as limit_side_len)."""
-    cols = list(table.columns)
-    if "dataset" in cols and "reference" in cols:
-        return cols[cols.index("dataset") + 1 : cols.index("reference")]
-    from evalharness.registry import FACTORS
-
-    return [c for c in FACTORS if c in cols]
-
-
-def read_summary(path: Path) -> pd.DataFrame:
-    """summary.csv with its factor columns as the strings written: a setting's value "None"
-    or "-" stays a value (pandas would read "None" as missing and no row would match)."""
-    table = pd.read_csv(path)
-    factors = summary_factors(table)
-    if factors:
-        table[factors] = pd.read_csv(path, usecols=factors, dtype=str, keep_default_na=False)
-    return table
+def configs_table(plan) -> pd.DataFrame:
+    """configs.csv: config_id, factor columns, every resolved stage setting, the variant."""
+    rows = []
+    for s in plan.specs:
+        row: dict[str, Any] = {
+            "config_id": s.config_id,
+            "model": plan.model.name,
+            "dataset": plan.dataset.name,
+        }
+        row.update(s.factor_dict)
+        row["reference"] = s.is_reference
+        for stage in s.stages:
+            row.update(stage.describe())
+        row["variant.placement"] = s.variant.placement
+        row["variant.precision"] = s.variant.precision
+        row["variant.device"] = s.variant.device
+        row["variant.options"] = json.dumps(dict(s.variant.options), default=str)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def config_predictions(run_dir: Path, task: Task) -> dict[str, pd.DataFrame]:

@@ -18,44 +18,16 @@ normalized graphs, fp16 and int8 copies, compiled variants) is cached by what it
 from __future__ import annotations
 
 import hashlib
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-
-from evalharness import PROJECT_ROOT
+from evalharness.hashing import file_sha256
+from evalharness.paths import resolve_path
 
 STRIP_PREFIXES = ("module.", "model.", "_orig_mod.")
 SOURCES = ("torch", "torchvision", "onnx", "openvino", "ncnn", "tflite")
-TASKS = ("classification", "detection", "text_detection")
-
-
-def resolve_path(p: str | Path) -> Path:
-    """A config path: absolute, or relative to the cwd, or else to the project root."""
-    p = Path(str(p)).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    return PROJECT_ROOT / p
-
-
-@lru_cache(maxsize=256)
-def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (memoized per path, size and mtime within a process)."""
-    st = os.stat(path)
-    return _sha256_of(str(path), st.st_size, st.st_mtime_ns)
 
 
 def _onnx_external_files(path: Path) -> list[Path]:
@@ -132,41 +104,40 @@ class ModelSpec:
     builder_cfg: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @classmethod
-    def from_config(cls, cfg: DictConfig) -> ModelSpec:
+    def from_config(cls, cfg: Mapping[str, Any]) -> ModelSpec:
+        """From the model's settings as plain data (config/ resolves the YAML into them)."""
         source = cfg.get("source", "torch")
         if source not in SOURCES:
-            raise ValueError(f"model '{cfg.name}': unknown source '{source}'; valid: {SOURCES}")
-        task = cfg.get("task", "classification")
-        if task not in TASKS:
-            raise ValueError(f"model '{cfg.name}': unknown task '{task}'; valid: {TASKS}")
-        weights = resolve_path(cfg.weights)
+            raise ValueError(f"model '{cfg['name']}': unknown source '{source}'; valid: {SOURCES}")
+        task = str(cfg.get("task", "classification"))  # checked against the task registry
+        weights = resolve_path(cfg["weights"])
         if not weights.exists():
-            raise FileNotFoundError(f"model '{cfg.name}': weights file not found: {weights}")
+            raise FileNotFoundError(f"model '{cfg['name']}': weights file not found: {weights}")
         if weights.is_dir():
-            raise ValueError(f"model '{cfg.name}': weights is a directory, not a file: {weights}")
+            raise ValueError(
+                f"model '{cfg['name']}': weights is a directory, not a file: {weights}"
+            )
         builder: dict | None = None
         if source == "torch":
-            builder = OmegaConf.to_container(cfg.builder, resolve=True)
+            builder = dict(cfg["builder"])
         elif source == "torchvision":
             builder = {
                 "_target_": "torchvision.models.get_model",
-                "name": str(cfg.arch),
+                "name": str(cfg["arch"]),
                 "weights": None,
-                "num_classes": int(cfg.num_classes),
+                "num_classes": int(cfg["num_classes"]),
             }
-        outputs = OmegaConf.to_container(cfg.outputs, resolve=True) if cfg.get("outputs") else {}
+        outputs = dict(cfg.get("outputs") or {})
         n_classes = cfg.get("num_classes")
-        post = (
-            OmegaConf.to_container(cfg.postprocess, resolve=True) if cfg.get("postprocess") else {}
-        )
+        post = dict(cfg.get("postprocess") or {})
         post = tuple(sorted((str(k), _frozen(v)) for k, v in post.items()))
         return cls(
-            name=cfg.name,
+            name=cfg["name"],
             builder=repr(sorted(builder.items())) if builder else "",
             weights=weights,
             weights_sha256=content_sha256(model_files(weights, source)),
             num_classes=None if n_classes is None else int(n_classes),
-            input_hw=_hw(cfg.card.get("input_size")),
+            input_hw=_hw((cfg.get("card") or {}).get("input_size")),
             source=source,
             task=task,
             outputs=tuple(sorted((str(k), str(v)) for k, v in outputs.items())),
@@ -197,7 +168,7 @@ def _frozen(v: Any) -> Any:
     return v
 
 
-def clean_state_dict(obj: Any) -> dict[str, torch.Tensor]:
+def clean_state_dict(obj: Any) -> dict[str, Any]:
     """Accept a bare state dict or a checkpoint {'state_dict': ...}; strip wrapper prefixes."""
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
@@ -217,6 +188,8 @@ def load_weights(path: Path) -> Any:
     """torch.load with weights_only=True; a refused or unreadable file is one clear line."""
     import pickle
 
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -229,10 +202,12 @@ def load_weights(path: Path) -> Any:
         raise ValueError(f"{path}: not a readable torch checkpoint ({type(e).__name__})") from None
 
 
-def build_torch_model(spec: ModelSpec) -> torch.nn.Module:
+def build_torch_model(spec: ModelSpec) -> Any:
     """Instantiate the builder and load the weights safely (weights_only=True)."""
     if not spec.has_torch_module:
         raise ValueError(f"model '{spec.name}' ({spec.source} file) has no torch module")
+    from hydra.utils import instantiate
+
     module = instantiate(spec.builder_cfg)
     state = clean_state_dict(load_weights(spec.weights))
     result = module.load_state_dict(state, strict=False)

@@ -69,6 +69,14 @@ def _table(spec: HostNormSpec) -> np.ndarray:
     return np.ascontiguousarray(x.T)
 
 
+def host_tensor(placement: str) -> tuple[np.dtype, str]:
+    """(dtype, layout) of the host tensor a placement sends: raw uint8 NHWC pixels where the
+    model normalizes in a PrePostProcessor front (ov_ppp), else float32 NCHW."""
+    if placement == "ov_ppp":
+        return np.dtype(np.uint8), "NHWC"
+    return np.dtype(np.float32), "NCHW"
+
+
 def host_normalize(frame: Frame, spec: HostNormSpec) -> Frame:
     """HxWx3 uint8 -> the per-sample array the backend variant expects (see module doc)."""
     arr = frame.pixels

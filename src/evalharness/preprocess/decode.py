@@ -59,17 +59,21 @@ class DecoderInfo:
     name: str
     fn: Callable[[Path, DecodeSpec], np.ndarray]
     caps: DecoderCaps
-    version: Callable[[], str]
+    # library versions for the results rows ({"pillow": ..., "pillow_jpeg": ...}); cheap,
+    # never raises: an absent optional library reads "absent"
+    versions: Callable[[], dict[str, str]]
 
 
-DECODERS: Registry[DecoderInfo] = Registry("decoder library")
+DECODERS: Registry[DecoderInfo] = Registry(
+    "decoder library", "evalharness.preprocess.decoders", entry_points="evalharness.decoders"
+)
 
 
-def register_decoder(name: str, caps: DecoderCaps, version: Callable[[], str]):
+def register_decoder(name: str, caps: DecoderCaps, versions: Callable[[], dict[str, str]]):
     """Decorator: register `fn(path, spec) -> HxWx3 uint8 RGB` under `name` with its caps."""
 
     def deco(fn):
-        DECODERS.register(name)(DecoderInfo(name, fn, caps, version))
+        DECODERS.register(name)(DecoderInfo(name, fn, caps, versions))
         return fn
 
     return deco

@@ -75,22 +75,24 @@ class ResizerInfo:
     name: str
     fn: Callable[[np.ndarray, int, int, ResizeSpec], np.ndarray]
     interpolations: tuple[str, ...]
-    version: Callable[[], str]
+    versions: Callable[[], dict[str, str]]  # library versions for the results rows
     requires: tuple[str, ...] = ()
     extra: str = ""
     in_model: str = ""
     backends: tuple[str, ...] = ()
 
 
-RESIZERS: Registry[ResizerInfo] = Registry("resize library")
+RESIZERS: Registry[ResizerInfo] = Registry(
+    "resize library", "evalharness.preprocess.resizers", entry_points="evalharness.resizers"
+)
 
 
 def register_resizer(
-    name: str, interpolations, version, requires=(), extra="", in_model="", backends=()
+    name: str, interpolations, versions, requires=(), extra="", in_model="", backends=()
 ):
     def deco(fn):
         info = ResizerInfo(
-            name, fn, tuple(interpolations), version, tuple(requires), extra, in_model,
+            name, fn, tuple(interpolations), versions, tuple(requires), extra, in_model,
             tuple(backends),
         )  # fmt: skip
         RESIZERS.register(name)(info)

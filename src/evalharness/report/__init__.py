@@ -1,4 +1,4 @@
-"""`python -m evalharness.report RUN_DIR [--b factor=value ...]`: report.html and report.md.
+"""report.html and report.md of a run dir (build.py; `evalharness report RUN_DIR`).
 
 The HTML is self-contained (plots and images embedded as data URIs): summary table with
 Wilson CIs, heatmaps of accuracy over pairs of factors, main-effect bars with CIs, the

@@ -8,9 +8,7 @@ The findings block (analysis/findings.py) heads both pages.
 
 from __future__ import annotations
 
-import argparse
 import base64
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,12 +16,11 @@ import numpy as np
 import pandas as pd
 
 from evalharness.analysis.attribution import all_coalition_configs
-from evalharness.analysis.results import RunResults
-from evalharness.cli.assignments import parse_assignments
-from evalharness.explain import explain
+from evalharness.analysis.explain import explain
+from evalharness.analysis.ondemand import ConfigSource
+from evalharness.analysis.results import RunResults, reference_config, run_dataset
 from evalharness.preprocess.errors import StageError
 from evalharness.report import plots
-from evalharness.rundir import reference_config, run_dataset, spec_for
 
 MAX_ON_DEMAND = 16  # beyond this many missing coalition configs, the waterfall is skipped
 
@@ -95,17 +92,19 @@ def choose_b(res: RunResults, a_cfg: dict[str, str], b_over: dict[str, str]) -> 
     return res.factors_of(choose_worst(res, a_cfg))  # the findings block's worst config
 
 
-def gallery(run_dir: Path, res: RunResults, a_cfg, b_cfg, flipped: list[str], dataset, limit=12):
+def gallery(run_dir: Path, configs: ConfigSource, res: RunResults, a_cfg, b_cfg, flipped,
+            dataset, limit=12):  # fmt: skip
     """Both configs' model inputs (after resize and colour) for images whose prediction flips;
-    for detection, the image with the ground truth and each config's boxes."""
-    if res.task.name == "detection":
+    for detection, the image with the ground truth and each config's boxes (as the task
+    declares: Task.gallery)."""
+    if res.task.gallery == "boxes":
         return detection_gallery(run_dir, res, a_cfg, b_cfg, flipped, dataset, limit)
-    if res.task.name != "classification":
+    if res.task.gallery != "inputs":
         return []  # text polygons: not drawn yet (the tables and effects cover the task)
     preds = pd.read_parquet(
         run_dir / "predictions.parquet", columns=["config_id", "sample_id", "label", "pred"]
     )
-    spec_a, spec_b = spec_for(run_dir, a_cfg), spec_for(run_dir, b_cfg)
+    spec_a, spec_b = configs.spec(a_cfg), configs.spec(b_cfg)
     paths = {s.sample_id: s.path for s in dataset.samples}
     classes = dataset.classes
     items = []
@@ -170,10 +169,13 @@ def _model_view(spec, path) -> object:
 
 def write_report(
     run_dir: Path,
+    configs: ConfigSource,
     b_over: dict[str, str] | None = None,
     n_boot: int = 1000,
     with_findings: bool = True,
 ) -> Path:
+    """report.html (self-contained) and report.md for A = the reference and B (the worst
+    config unless `b_over` names factors); configs the run lacks come through `configs`."""
     from evalharness.analysis.findings import findings as run_findings
 
     run_dir = Path(run_dir)
@@ -184,9 +186,9 @@ def write_report(
     missing = [c for c in all_coalition_configs(a_cfg, b_cfg) if res.find(c) is None]
     b_arg = {f: v for f, v in b_cfg.items() if v != a_cfg[f]}
     attribute = len(missing) <= MAX_ON_DEMAND and b_arg
-    out = explain(run_dir, {}, b_arg if attribute else {}, None, n_boot)
-    res = out["results"]  # the run plus any config evaluated on demand
-    t = out["tables"]
+    out = explain(run_dir, configs, {}, b_arg if attribute else {}, None, n_boot)
+    res = out.results  # the run plus any config evaluated on demand
+    t = out.tables
     summary = res.summary
     sections: list[Section] = []
     assets = run_dir / "report_assets"
@@ -207,7 +209,7 @@ def write_report(
             tables=[Table.of(table)],
         )
     )
-    if "verdict" in out:
+    if out.verdict:
         terms = [
             (r.factor, r.shapley, r.lo, r.hi)
             for r in t["attribution"].itertuples()
@@ -219,7 +221,7 @@ def write_report(
         sections.append(
             Section(
                 "Why A and B differ: Shapley attribution",
-                verdict=out["verdict"],
+                verdict=out.verdict,
                 figures=[figure("waterfall.png", png, "waterfall")],
                 tables=[Table.of(t["attribution"])],
             )
@@ -252,7 +254,7 @@ def write_report(
     if b_arg and b_id is not None and b_id in set(pairs.config_id):
         flipped = pairs.set_index("config_id").flipped_ids[b_id]
         flipped = [] if pd.isna(flipped) or not flipped else str(flipped).split(";")
-        items = gallery(run_dir, res, a_cfg, b_cfg, flipped, dataset) if dataset else []
+        items = gallery(run_dir, configs, res, a_cfg, b_cfg, flipped, dataset) if dataset else []
         cards = [
             figure(f"flip_{k}.png", png, f"sample {sid}", f"{sid}: label {label}")
             for k, (sid, label, png) in enumerate(items)
@@ -277,40 +279,9 @@ def write_report(
         run_dir=str(run_dir),
         n_configs=len(summary),
         a_text=" ".join(f"{k}={v}" for k, v in a_cfg.items()),
-        findings=run_findings(run_dir, dataset) if with_findings else None,
+        findings=run_findings(run_dir, configs, dataset) if with_findings else None,
         sections=sections,
     )
     (run_dir / "report.html").write_text(render("report.html.j2", **context))
     (run_dir / "report.md").write_text(render("report.md.j2", **context))
     return run_dir / "report.html"
-
-
-EPILOG = """\
-examples:
-  evalharness report results/gap
-  evalharness report results/gap --b resize=cv2_linear colour=bgr --bootstrap 2000
-
-B defaults to the run's worst config; A is the model card's reference. The page opens with
-the run's findings block.
-"""
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description="Write report.html and report.md for a run dir.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--b", nargs="*", help="config B as factor=value (default: the worst config)")
-    ap.add_argument("--bootstrap", type=int, default=1000)
-    args = ap.parse_args(argv)
-    path = write_report(args.run_dir, parse_assignments(args.b), args.bootstrap)
-    print(f"report: {path}")
-    return 0
-
-
-if __name__ == "__main__":  # python -m evalharness.report.build: one line for a user's mistake
-    from evalharness.cli import run_command
-
-    sys.exit(run_command("report", sys.argv[1:]))

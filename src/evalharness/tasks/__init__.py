@@ -1,9 +1,5 @@
-"""Tasks: classification, object detection, text detection, behind one seam (base.Task)."""
+"""Tasks behind one seam (base.Task): classification, object detection, text detection.
 
-from __future__ import annotations
-
-
-def register_all() -> None:
-    """Import every task module (each registers itself in TASKS); cheap after the first."""
-    from evalharness.tasks import classification, text_detection  # noqa: F401
-    from evalharness.tasks.detection import task  # noqa: F401
+Each module (or subpackage, whose __init__ imports its task module) registers its Task in
+TASKS; the registry finds them (registry.py), so adding a task is adding its module.
+"""

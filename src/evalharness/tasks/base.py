@@ -21,14 +21,16 @@ metric), a task owns everything between the model's named outputs and the number
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from evalharness.preprocess.geometry import Frame
 from evalharness.registry import Registry
+
+if TYPE_CHECKING:  # pandas loads when a table is read, not when a task registers
+    import pandas as pd
 
 # Columns every task's predictions have, before its own.
 COMMON_SCHEMA = [
@@ -49,6 +51,11 @@ class Task(ABC):
     # Names of the per-image paired counts in pairs/compare tables: (worse, better).
     flip_names: tuple[str, str] = ("images_worse", "images_better")
     task_schema: list[tuple[str, pa.DataType]] = []
+    # Samples carry a class label: per-class tables, and calibration balanced per class.
+    labelled: bool = False
+    # How the report draws an image that flips: "inputs" (both model inputs, the labels),
+    # "boxes" (the image with truth and each config's boxes), "" (tables only).
+    gallery: str = ""
 
     @property
     def schema(self) -> pa.Schema:
@@ -124,13 +131,10 @@ class Task(ABC):
         """Per image: is B's outcome the same as A's (top-1; matched detections)."""
 
 
-TASKS: Registry[Task] = Registry("task")
+TASKS: Registry[Task] = Registry("task", "evalharness.tasks", entry_points="evalharness.tasks")
 
 
 def get_task(name: str, model: Any = None) -> Task:
     """The registered task, bound to the model's post-processing settings when given."""
-    from evalharness.tasks import register_all
-
-    register_all()
     task = TASKS.get(name)
     return task.for_model(model) if model is not None else task

@@ -8,15 +8,17 @@ same images give McNemar's discordant counts directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
-from evalharness.analysis.stats import wilson_interval
 from evalharness.preprocess.geometry import Frame
+from evalharness.stats.intervals import wilson_interval
 from evalharness.tasks.base import TASKS, Task
+
+if TYPE_CHECKING:  # pandas loads when a table is read, not when a task registers
+    import pandas as pd
 
 TOPK = 5
 
@@ -40,6 +42,8 @@ class Classification(Task):
     metric = "top1"
     metric_columns = ("top1", "top1_lo", "top1_hi", "top5")
     flip_names = ("right_to_wrong", "wrong_to_right")
+    labelled = True
+    gallery = "inputs"
     task_schema = [
         ("label", pa.int64()),
         ("pred", pa.int64()),

@@ -11,6 +11,11 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+
+class MissingTrackerError(ValueError):
+    """The tracker's package is not installed: one line, the fix."""
+
+
 TRACKERS = {"none": None, "mlflow": ("mlflow", "mlflow-skinny", "mlflow")}
 
 
@@ -23,29 +28,26 @@ def _kind(settings: Any) -> str:
 
 def check_tracking(settings: Any) -> None:
     """Refuse, before any work, a tracker whose package is not installed (one line, the fix)."""
-    from evalharness.backends.base import MissingRuntimeError
-
     kind = _kind(settings)
     if kind == "none":
         return
     module, package, extra = TRACKERS[kind]
     if importlib.util.find_spec(module) is None:
-        raise MissingRuntimeError(
+        raise MissingTrackerError(
             f"tracking={kind} needs {package}: pip install 'evalharness[{extra}]' "
             "(or tracking=none)"
         )
 
 
-def log_sweep(cfg: Any, run_dir: Path) -> str | None:
-    """Log a finished run dir with the configured tracker; a line saying where, or None."""
-    settings = cfg.get("tracking") if cfg is not None else None
+def log_sweep(settings: Any, run_dir: Path, sweep: str | None = None) -> str | None:
+    """Log a finished run dir with the configured tracker (the config's `tracking` settings,
+    plain data); a line saying where, or None."""
     kind = _kind(settings)
     if kind == "none":
         return None
     check_tracking(settings)
     from evalharness.tracking.mlflow import log_run
 
-    sweep = (cfg.get("sweep") or {}).get("name")
     where = log_run(Path(run_dir), settings, sweep)
     return (
         f"mlflow: run {where.run_id} in experiment '{where.experiment}' at {where.uri} "

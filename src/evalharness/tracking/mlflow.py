@@ -60,7 +60,7 @@ def client_for(uri: str):
 
 
 def _summary(run_dir: Path) -> tuple[pd.DataFrame, list[str]]:
-    from evalharness.engine.tables import summary_factors
+    from evalharness.rundir.summary import summary_factors
 
     summary = pd.read_csv(run_dir / "summary.csv", dtype=str, keep_default_na=False)
     return summary, summary_factors(summary)

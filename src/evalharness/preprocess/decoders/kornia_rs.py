@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evalharness.preprocess import libraries
 from evalharness.preprocess.decode import DecoderCaps, DecodeSpec, register_decoder
 
 CAPS = DecoderCaps(
@@ -28,13 +29,7 @@ CAPS = DecoderCaps(
 )
 
 
-def _version() -> str:
-    import kornia_rs
-
-    return kornia_rs.__version__
-
-
-@register_decoder("kornia_rs", CAPS, _version)
+@register_decoder("kornia_rs", CAPS, lambda: libraries.distribution("kornia-rs", "kornia_rs"))
 def decode_kornia_rs(path: Path, spec: DecodeSpec) -> np.ndarray:
     import kornia_rs
 

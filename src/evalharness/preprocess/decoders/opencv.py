@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from evalharness.preprocess import libraries
 from evalharness.preprocess.decode import (
     DecoderCaps,
     DecodeSpec,
@@ -28,7 +29,7 @@ _REDUCED = {
 }
 
 
-@register_decoder("opencv", CAPS, lambda: cv2.__version__)
+@register_decoder("opencv", CAPS, libraries.opencv)
 def decode_opencv(path: Path, spec: DecodeSpec) -> np.ndarray:
     buf = np.fromfile(path, dtype=np.uint8)
     keep_alpha = spec.alpha != "drop"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import PIL
 from PIL import Image, ImageOps
 
+from evalharness.preprocess import libraries
 from evalharness.preprocess.decode import (
     DecoderCaps,
     DecodeSpec,
@@ -19,7 +19,7 @@ from evalharness.preprocess.decode import (
 CAPS = DecoderCaps(reduce=(1, 2, 4, 8), reduce_with_alpha=True)
 
 
-@register_decoder("pil", CAPS, lambda: PIL.__version__)
+@register_decoder("pil", CAPS, libraries.pillow)
 def decode_pil(path: Path, spec: DecodeSpec) -> np.ndarray:
     with Image.open(path) as img:
         if getattr(img, "n_frames", 1) > 1:

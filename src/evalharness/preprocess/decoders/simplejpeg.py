@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evalharness.preprocess import libraries
 from evalharness.preprocess.decode import DecoderCaps, DecodeSpec, register_decoder
 
 CAPS = DecoderCaps(
@@ -34,10 +35,8 @@ CAPS = DecoderCaps(
 )
 
 
-def _version() -> str:
-    import simplejpeg
-
-    return simplejpeg.__version__
+def _versions() -> dict[str, str]:
+    return libraries.distribution("simplejpeg", "simplejpeg")
 
 
 def _decode(path: Path, spec: DecodeSpec, fast: bool) -> np.ndarray:
@@ -59,11 +58,11 @@ def _decode(path: Path, spec: DecodeSpec, fast: bool) -> np.ndarray:
     )
 
 
-@register_decoder("simplejpeg", CAPS, _version)
+@register_decoder("simplejpeg", CAPS, _versions)
 def decode_simplejpeg(path: Path, spec: DecodeSpec) -> np.ndarray:
     return _decode(path, spec, fast=False)
 
 
-@register_decoder("simplejpeg_fast", CAPS, _version)
+@register_decoder("simplejpeg_fast", CAPS, _versions)
 def decode_simplejpeg_fast(path: Path, spec: DecodeSpec) -> np.ndarray:
     return _decode(path, spec, fast=True)

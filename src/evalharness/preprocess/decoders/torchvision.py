@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torchvision
-import torchvision.io as tvio
 
+from evalharness.preprocess import libraries
 from evalharness.preprocess.decode import (
     DecoderCaps,
     DecodeSpec,
@@ -21,8 +20,10 @@ from evalharness.preprocess.errors import StageError
 CAPS = DecoderCaps(reduce=(1,), formats=("jpeg", "png", "gif", "webp"))
 
 
-@register_decoder("torchvision", CAPS, lambda: torchvision.__version__)
+@register_decoder("torchvision", CAPS, libraries.torchvision)
 def decode_torchvision(path: Path, spec: DecodeSpec) -> np.ndarray:
+    import torchvision.io as tvio  # torch loads only when this decoder runs
+
     data = tvio.read_file(str(path))
     mode = tvio.ImageReadMode.RGB_ALPHA if spec.alpha != "drop" else tvio.ImageReadMode.RGB
     img = tvio.decode_image(data, mode=mode, apply_exif_orientation=spec.exif == "apply")

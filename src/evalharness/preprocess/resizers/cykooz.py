@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from evalharness.preprocess import libraries
 from evalharness.preprocess.resize import ResizeSpec, register_resizer
 
 FILTERS = ("box", "bilinear", "catmull_rom", "mitchell", "gaussian", "lanczos3")
 
 
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("cykooz-resizer")
+def _versions() -> dict[str, str]:
+    return libraries.distribution("cykooz-resizer", "cykooz_resizer")
 
 
-@register_resizer("cykooz", FILTERS, _version, requires=("cykooz_resizer",), extra="cykooz")
+@register_resizer("cykooz", FILTERS, _versions, requires=("cykooz_resizer",), extra="cykooz")
 def resize_cykooz(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
     from cykooz_resizer import FilterType, ImageData, PixelType, ResizeAlg, ResizeOptions, Resizer
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from evalharness.preprocess import libraries
 from evalharness.preprocess.resize import ResizeSpec, register_resizer
 
 
-def _version() -> str:
-    import kornia_rs
-
-    return kornia_rs.__version__
+def _versions() -> dict[str, str]:
+    return libraries.distribution("kornia-rs", "kornia_rs")
 
 
 @register_resizer(
-    "kornia_rs", ("bilinear", "nearest"), _version, requires=("kornia_rs",), extra="kornia"
+    "kornia_rs", ("bilinear", "nearest"), _versions, requires=("kornia_rs",), extra="kornia"
 )
 def resize_kornia_rs(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
     import kornia_rs

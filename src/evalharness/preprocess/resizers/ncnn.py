@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from evalharness.preprocess import libraries
 from evalharness.preprocess.resize import ResizeSpec, register_resizer
 
 
-def _version() -> str:
-    import ncnn
-
-    return ncnn.__version__
+def _versions() -> dict[str, str]:
+    return libraries.distribution("ncnn", "ncnn")
 
 
-@register_resizer("ncnn", ("bilinear",), _version, requires=("ncnn",), extra="ncnn")
+@register_resizer("ncnn", ("bilinear",), _versions, requires=("ncnn",), extra="ncnn")
 def resize_ncnn(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
     import ncnn
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from evalharness import __version__
 from evalharness.preprocess.resize import ResizeSpec, register_resizer
 
 
-@register_resizer("none", ("none",), lambda: __version__)
+@register_resizer("none", ("none",), dict)  # no library: nothing to record
 def no_resample(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
     return arr  # resize() handles "none" before asking for a size; kept for the registry

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from evalharness.preprocess import libraries
 from evalharness.preprocess.resize import ResizeSpec, register_resizer
 
 _FLAGS = {
@@ -16,6 +17,6 @@ _FLAGS = {
 }
 
 
-@register_resizer("opencv", _FLAGS, lambda: cv2.__version__)
+@register_resizer("opencv", _FLAGS, libraries.opencv)
 def resize_cv2(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
     return cv2.resize(arr, (w, h), interpolation=_FLAGS[spec.interpolation])

@@ -30,22 +30,13 @@ from functools import lru_cache
 
 import numpy as np
 
+from evalharness.preprocess import libraries
+from evalharness.preprocess.ppp import PPP_RESIZE, add_ppp, cpu_streams
 from evalharness.preprocess.resize import ResizeSpec, register_resizer
 
-# PrePostProcessor ResizeAlgorithm members by interpolation name.
-PPP_RESIZE = {
-    "linear": "RESIZE_LINEAR",
-    "cubic": "RESIZE_CUBIC",
-    "nearest": "RESIZE_NEAREST",
-    "bilinear_pillow": "RESIZE_BILINEAR_PILLOW",
-    "bicubic_pillow": "RESIZE_BICUBIC_PILLOW",
-}
 
-
-def _version() -> str:
-    import openvino as ov
-
-    return ov.get_version()
+def _versions() -> dict[str, str]:
+    return libraries.distribution("openvino", "openvino")
 
 
 @lru_cache(maxsize=8)
@@ -54,13 +45,9 @@ def _compiled(interpolation: str, h: int, w: int):
     import openvino as ov
     from openvino import opset13 as ops
 
-    from evalharness.backends.openvino_backend import add_ppp
-
     x = ops.parameter([1, 3, h, w], ov.Type.f32, name="x")
     model = ov.Model([ops.multiply(x, ops.constant(np.float32(1.0)))], [x], "ppp_resize")
     model = add_ppp(model, "ov_ppp", (0.0, 0.0, 0.0), (1 / 255,) * 3, interpolation)
-    from evalharness.backends.openvino_backend import cpu_streams
-
     streams = cpu_streams(1)  # walk threads resize side by side, one thread each
     config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": streams,
               "NUM_STREAMS": streams}  # fmt: skip
@@ -81,7 +68,7 @@ def _request(interpolation: str, h: int, w: int):
 
 
 @register_resizer(
-    "ov_ppp", PPP_RESIZE, _version, requires=("openvino",), extra="openvino",
+    "ov_ppp", PPP_RESIZE, _versions, requires=("openvino",), extra="openvino",
     in_model="ppp_resize", backends=("openvino",),
 )  # fmt: skip
 def resize_ov_ppp(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import PIL
 from PIL import Image
 
+from evalharness.preprocess import libraries
 from evalharness.preprocess.resize import ResizeSpec, register_resizer
 
 _FILTERS = {
@@ -17,6 +17,6 @@ _FILTERS = {
 }
 
 
-@register_resizer("pil", _FILTERS, lambda: PIL.__version__)
+@register_resizer("pil", _FILTERS, libraries.pillow)
 def resize_pil(arr: np.ndarray, h: int, w: int, spec: ResizeSpec) -> np.ndarray:
     return np.asarray(Image.fromarray(arr).resize((w, h), _FILTERS[spec.interpolation]))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalharness.backends.base import require
+from evalharness.optional import require
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCOeval's iouThrs
 N_THRESHOLDS = len(IOU_THRESHOLDS)

@@ -16,8 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
-import torch
-from torchvision.ops import batched_nms
 
 from evalharness.preprocess.geometry import Geometry
 from evalharness.registry import unknown_choice_message
@@ -83,6 +81,9 @@ def select(boxes: np.ndarray, scores: np.ndarray, s: PostSettings) -> tuple[np.n
         score = scores[np.arange(len(scores)), label]
         anchor = np.nonzero(score >= s.score_thr)[0]
         label, score = label[anchor], score[anchor]
+    import torch  # torchvision's NMS: loaded when the first detections are post-processed
+    from torchvision.ops import batched_nms
+
     b = boxes[anchor]
     keep = batched_nms(
         torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)),

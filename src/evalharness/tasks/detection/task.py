@@ -36,10 +36,9 @@ detections below it: the definition reads the stored records as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from evalharness.preprocess.geometry import Frame
@@ -48,6 +47,9 @@ from evalharness.tasks.detection import coco
 from evalharness.tasks.detection.heads import HEADS
 from evalharness.tasks.detection.metric import Accumulation, accumulation, ap_per_threshold
 from evalharness.tasks.detection.postprocess import Detections, PostSettings, select, to_source
+
+if TYPE_CHECKING:  # pandas loads when a table is read, not when a task registers
+    import pandas as pd
 
 AGREE_SCORE = 0.3  # detections that count for agree() and image_scores()
 LEVEL = 0.95
@@ -69,6 +71,7 @@ class Detection(Task):
     unit = "mAP points"
     number_format = "{:+.2f}"
     flip_names = ("images_worse", "images_better")  # per-image F1 (image_scores) fell / rose
+    gallery = "boxes"
     task_schema = [
         ("boxes", pa.list_(pa.list_(pa.float32(), 4))),
         ("scores", pa.list_(pa.float32())),

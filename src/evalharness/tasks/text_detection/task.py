@@ -33,10 +33,9 @@ config's.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from evalharness.preprocess.geometry import Frame
@@ -44,6 +43,9 @@ from evalharness.tasks.base import TASKS, Task
 from evalharness.tasks.text_detection.db import DBParams, detect
 from evalharness.tasks.text_detection.protocol import match_image
 from evalharness.tasks.text_detection.records import TextRecords
+
+if TYPE_CHECKING:  # pandas loads when a table is read, not when a task registers
+    import pandas as pd
 
 NEEDS = ("shapely", "pyclipper")
 
