@@ -15,6 +15,19 @@ import numpy as np
 DEFAULT_BOOTSTRAP = 2000
 
 
+MIN_BOOTSTRAP = 100  # a 95% percentile interval read off fewer resamples is noise
+
+
+def check_bootstrap(b) -> int:
+    """A resample count people asked for: a whole number >= MIN_BOOTSTRAP, else one line."""
+    if isinstance(b, bool) or not isinstance(b, int) or b < MIN_BOOTSTRAP:
+        raise ValueError(
+            f"--bootstrap must be a whole number >= {MIN_BOOTSTRAP} (the 2.5th and 97.5th "
+            f"percentiles of fewer resamples are noise), got {b!r}"
+        )
+    return b
+
+
 def bootstrap_indices(n: int, b: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> np.ndarray:
     """b x n resampled image indices; drawn once and reused so all CIs stay paired."""
     return np.random.default_rng(seed).integers(0, n, size=(b, n))
