@@ -86,7 +86,7 @@ def test_summary_and_predictions_are_dataframes(res):
 def test_the_sweep_wrote_its_findings(res):
     text = (res.run_dir / "findings.md").read_text()
     assert res.findings == text == res._repr_markdown_()
-    assert "n = 60 images" in text and "largest effect resize=cv2_linear" in text
+    assert "n = 60 images" in text and "resize: cv2_linear against pil_bilinear: " in text
 
 
 def test_explain_returns_tables_and_a_verdict_whose_terms_sum_to_the_gap(res):

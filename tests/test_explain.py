@@ -46,14 +46,20 @@ def test_attribution_terms_sum_to_the_measured_gap(sweep_dir, capsys):
 def test_tables_are_written(sweep_dir):
     assert explain_main([str(sweep_dir), "--target", "50", "--bootstrap", "200"]) == 0
     out = sweep_dir / "explain"
-    for name in ["effects", "variance", "interactions", "pairs", "per_class", "target"]:
+    names = ["effects", "marginal_means", "variance", "interactions", "pairs", "per_class",
+             "target"]  # fmt: skip
+    for name in names:
         assert (out / f"{name}.csv").exists(), name
     pairs = pd.read_csv(out / "pairs.csv")
     assert (pairs.p_holm >= pairs.p_mcnemar).all()
+    assert set(pairs.verdict) <= {"changes the result", "no effect", "inconclusive"}
     per_class = pd.read_csv(out / "per_class.csv")
-    assert "red_disk" in per_class.columns
-    variance = pd.read_csv(out / "variance.csv")
-    assert variance.share.sum() == pytest.approx(1.0)
+    assert "red_disk" in per_class.columns and {"resize", "colour"} <= set(per_class.columns)
+    # a cell of the product is excluded: no variance shares, said why
+    assert pd.read_csv(out / "variance.csv").empty
+    effects = pd.read_csv(out / "effects.csv")
+    assert set(effects.factor) == {"resize", "colour", "meanstd"}
+    assert (effects.reference.isin(["pil_bilinear", "rgb", "card"])).all()
 
 
 def test_bad_factor_is_one_line(sweep_dir, capsys):

@@ -43,8 +43,14 @@ def all_coalition_configs(a: dict[str, str], b: dict[str, str]) -> list[dict[str
     ]
 
 
-def shapley_per_sample(factors: list[str], value: Callable[[frozenset], np.ndarray]) -> dict:
-    """phi_i as a vector (per sample, or per resample) for each factor; value(S) a vector."""
+def shapley_per_sample(
+    factors: list[str], value: Callable[[frozenset], np.ndarray], step=None
+) -> dict:
+    """phi_i as a vector (per sample, or per resample) for each factor; value(S) a vector.
+
+    `step(S, i)`, when given, is the part of each marginal contribution v(S + i) - v(S) to
+    keep instead of the whole (the part error rows make): the same weights then split phi_i
+    exactly into that part and the rest."""
     k = len(factors)
     cache: dict[frozenset, np.ndarray] = {}
 
@@ -61,7 +67,8 @@ def shapley_per_sample(factors: list[str], value: Callable[[frozenset], np.ndarr
             weight = factorial(r) * factorial(k - r - 1) / factorial(k)
             for s in itertools.combinations(others, r):
                 s = frozenset(s)
-                total = total + weight * (v(s | {i}) - v(s))
+                part = v(s | {i}) - v(s) if step is None else step(s, i)
+                total = total + weight * part
         phi[i] = total
     return phi
 
@@ -73,6 +80,9 @@ class Attribution:
     residual: float  # gap - sum(phi): zero up to float rounding
     unit: str = "points"
     joint: dict[str, str] | None = None  # factors attributed together, and why
+    # the part of each term that images failing in one coalition and not the other make
+    # (an unreadable file is a miss, not something the model saw differently)
+    errors: dict[str, float] | None = None
 
     def ranked(self) -> list[tuple[str, tuple[float, float, float]]]:
         return sorted(self.terms.items(), key=lambda kv: -abs(kv[1][0]))
@@ -80,6 +90,7 @@ class Attribution:
     def verdict(self, a_label: str = "A", b_label: str = "B", fmt: str = "{:+.1f}") -> str:
         parts = [
             f"{f} explains {fmt.format(p)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+            + self._errors_note(f, p, fmt)
             for f, (p, lo, hi) in self.ranked()
         ]
         gap = fmt.format(self.gap)
@@ -93,6 +104,14 @@ class Attribution:
             text += " " + " ".join(f"{k}: {why}" for k, why in self.joint.items())
         return text
 
+    def _errors_note(self, factor: str, phi: float, fmt: str) -> str:
+        err = (self.errors or {}).get(factor, 0.0)
+        if abs(err) < 1e-12:
+            return ""
+        if fmt.format(phi) == fmt.format(err):  # the rest is below what is printed
+            return " (all of it error rows: images one config could not process)"
+        return f" (of which error rows {fmt.format(err)})"
+
 
 def attribute_values(
     a: dict[str, str],
@@ -100,11 +119,14 @@ def attribute_values(
     values: Callable[[dict[str, str]], np.ndarray],
     unit: str = "points",
     groups: dict[str, list[str]] | None = None,
+    hybrid: Callable[[dict[str, str], dict[str, str]], np.ndarray | None] | None = None,
 ) -> Attribution:
     """Shapley split of metric(B) - metric(A); `values(config)` gives [point, resamples...].
 
     `groups` (name -> factors) attributes several factors as one player, e.g. when a
-    coalition mixing them cannot run (int8_nncf exists only on OpenVINO)."""
+    coalition mixing them cannot run (int8_nncf exists only on OpenVINO). `hybrid(c, d)`
+    is d's value with c's outcome on the images that failed in only one of them: each term
+    then says how much of it those error rows are (Attribution.errors)."""
     factors = differing_factors(a, b)
     players: dict[str, list[str]] = {}
     grouped = {f for fs in (groups or {}).values() for f in fs}
@@ -120,6 +142,17 @@ def attribute_values(
         return values(coalition_config(a, b, chosen))
 
     phi = shapley_per_sample(list(players), value)
+    errors = None
+    if hybrid is not None:
+
+        def error_step(s: frozenset, i: str) -> np.ndarray:
+            before = coalition_config(a, b, {f for p in s for f in players[p]})
+            after = coalition_config(a, b, {f for p in s | {i} for f in players[p]})
+            mixed = hybrid(before, after)
+            return np.zeros(1) if mixed is None else values(after)[:1] - mixed[:1]
+
+        parts = shapley_per_sample(list(players), value, error_step)
+        errors = {p: float(np.asarray(vec).ravel()[0]) for p, vec in parts.items()}
     va, vb = values(a), values(b)
     gap = float(vb[0] - va[0])
     terms = {}
@@ -127,7 +160,7 @@ def attribute_values(
         lo, hi = percentile_ci(vec[1:])
         terms[p] = (float(vec[0]), lo, hi)
     residual = gap - sum(t[0] for t in terms.values())
-    return Attribution(gap, terms, float(residual), unit)
+    return Attribution(gap, terms, float(residual), unit, errors=errors)
 
 
 def attribute(

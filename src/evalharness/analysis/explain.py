@@ -33,11 +33,23 @@ from evalharness.analysis.attribution import (
     coalition_config,
     differing_factors,
 )
-from evalharness.analysis.effects import interaction_table, main_effects, variance_shares
+from evalharness.analysis.contrast import contrast
+from evalharness.analysis.effects import (
+    effects_table,
+    factor_effects,
+    full_product,
+    interaction_table,
+    marginal_means,
+    variance_shares,
+    with_single_changes,
+)
 from evalharness.analysis.ondemand import ConfigSource
 from evalharness.analysis.reproduce import configs_matching
-from evalharness.analysis.results import RunResults, reference_config, run_dataset
-from evalharness.stats.paired import bootstrap_indices, compare_values, holm
+from evalharness.analysis.results import RunResults, reference_config, run_dataset, run_margin
+from evalharness.stats.paired import bootstrap_indices, check_bootstrap, holm
+from evalharness.stats.verdict import margin_for
+
+MAX_ON_DEMAND = 8  # single changes or Shapley coalitions evaluated on demand, at most
 
 
 class ExplainError(ValueError):
@@ -56,6 +68,13 @@ class Explanation:
     a_id: str | None = None
     results: Any = field(default=None, repr=False)  # the RunResults (on-demand configs in)
     target: float | None = None
+    factor_effects: list = field(default_factory=list, repr=False)  # effects.FactorEffect
+    margin: float | None = None  # the verdicts' margin, in the metric's units
+    variance_note: str = ""  # why there are no variance shares ('' when there are)
+
+    def factor_verdicts(self) -> dict[str, str]:
+        """factor -> its verdict word (the findings block says the same)."""
+        return {fe.factor: fe.word for fe in self.factor_effects}
 
     @property
     def attribution(self) -> pd.DataFrame | None:
@@ -96,18 +115,31 @@ def check_factors(given: dict[str, str], res: RunResults) -> None:
         raise ExplainError(f"unknown factor '{k}'; valid: {', '.join(res.factors)}")
 
 
-def pairs_table(res: RunResults, a_id: str, idx: np.ndarray) -> pd.DataFrame:
+def pairs_table(res: RunResults, a_id: str, idx: np.ndarray, margin: float) -> pd.DataFrame:
+    """Every config against A: the paired difference, its verdict interval (90/95%), the
+    images worse/better, the sign test, the part error rows make, the flipped ids."""
     rows = []
-    va, sa = res.values(a_id, idx), res.scores(a_id)
+    cache: dict[str, np.ndarray] = {}
+
+    def values(cid: str) -> np.ndarray:
+        if cid not in cache:
+            cache[cid] = res.values(cid, idx)
+        return cache[cid]
+
     worse, better = res.task.flip_names
     m = res.metric
     for cid in res.summary.config_id:
         if cid == a_id:
             continue
-        r = compare_values(va, res.values(cid, idx), sa, res.scores(cid), res.sample_ids)
+        c = contrast(res, a_id, cid, idx, margin, values)
+        r, v = c.pair, c.verdict
         rows.append({"config_id": cid, **res.factors_of(cid), m: r.acc_b, "delta": r.delta,
-                     "delta_lo": r.delta_lo, "delta_hi": r.delta_hi, worse: r.right_to_wrong,
-                     better: r.wrong_to_right, "p_mcnemar": r.p_mcnemar,
+                     "delta_lo": v.ci95[0], "delta_hi": v.ci95[1], "lo90": v.ci90[0],
+                     "hi90": v.ci90[1], "verdict": v.word, "detectable": v.detectable,
+                     worse: r.right_to_wrong, better: r.wrong_to_right,
+                     "p_mcnemar": r.p_mcnemar,
+                     "error_images": c.errors.images if c.errors else 0,
+                     "errors_part": c.errors.errors if c.errors else 0.0,
                      "flipped_ids": ";".join(r.flipped)})  # fmt: skip
     table = pd.DataFrame(rows)
     if not table.empty:
@@ -116,11 +148,14 @@ def pairs_table(res: RunResults, a_id: str, idx: np.ndarray) -> pd.DataFrame:
 
 
 def per_class_table(res: RunResults, classes: list[str] | None) -> pd.DataFrame:
+    """Score per class and config, each row named by its factor values (not only its id)."""
     correct = res.correct
     table = correct.T.groupby(res.labels).mean().T * 100
     if classes:
         table.columns = [classes[i] if 0 <= i < len(classes) else str(i) for i in table.columns]
-    return table.rename_axis("config_id").reset_index()
+    table = table.rename_axis("config_id").reset_index()
+    factors = pd.DataFrame([res.factors_of(c) for c in table.config_id], index=table.index)
+    return pd.concat([table[["config_id"]], factors, table.drop(columns="config_id")], axis=1)
 
 
 def interactions_long(res: RunResults) -> pd.DataFrame:
@@ -190,9 +225,15 @@ def attribution(configs: ConfigSource, res: RunResults, a_cfg: dict, b_cfg: dict
     extra = configs.evaluate(missing)
     if extra is not None:
         res = res.merged(extra)
+
+    def hybrid(c: dict, d: dict) -> np.ndarray | None:
+        ci, di = res.find(c), res.find(d)
+        return res.hybrid_values(ci, di, idx) if res.error_flips(ci, di).any() else None
+
     att = attribute_values(
-        a_cfg, b_cfg, lambda c: res.values(res.find(c), idx), unit=res.task.unit, groups=groups
-    )
+        a_cfg, b_cfg, lambda c: res.values(res.find(c), idx), unit=res.task.unit, groups=groups,
+        hybrid=hybrid,
+    )  # fmt: skip
     if groups:
         why = {}
         for name, fs in groups.items():
@@ -214,11 +255,15 @@ def explain(
     b: dict | None = None,
     target: float | None = None,
     n_boot: int = 2000,
+    margin: float | None = None,
+    max_on_demand: int = MAX_ON_DEMAND,
 ) -> Explanation:
     """Effects, pairs and, with `b`, the Shapley split of metric(B) - metric(A).
 
-    A is the model card's reference with `a`'s factors changed; B is A with `b`'s. Configs
-    the run lacks are evaluated through `configs` (on demand, into explain/ondemand/)."""
+    A is the model card's reference with `a`'s factors changed; B is A with `b`'s. Effects
+    are contrasts against the reference (single changes, the missing ones evaluated on
+    demand up to `max_on_demand`), judged at `margin` (findings.margin: the run's setting,
+    else the metric's default). Configs the run lacks are evaluated through `configs`."""
     run_dir = Path(run_dir)
     a = {k: str(v) for k, v in (a or {}).items()}
     b = {k: str(v) for k, v in (b or {}).items()}
@@ -228,17 +273,24 @@ def explain(
     check_factors({**a, **b}, res)
     out_dir = run_dir / "explain"
     out_dir.mkdir(exist_ok=True)
-    idx = bootstrap_indices(len(res.sample_ids), n_boot)
+    idx = bootstrap_indices(len(res.sample_ids), check_bootstrap(n_boot))
     ref = reference_config(run_dir, res)
     a_cfg = {**ref, **a}
     written: dict = {}
     m = res.metric
-
-    tables = {
-        "effects": main_effects(res, idx),
-        "variance": variance_shares(res.summary, res.varying_factors(), m),
-        "interactions": interactions_long(res),
-    }
+    mg = margin_for(m, margin if margin is not None else run_margin(run_dir))
+    full, why = full_product(res.summary, res.varying_factors())
+    tables = {"marginal_means": marginal_means(res, idx), "interactions": interactions_long(res)}
+    tables["variance"] = (
+        variance_shares(res.summary, res.varying_factors(), m)
+        if full
+        else pd.DataFrame({"factor": [], "share": [], "note": []})
+    )
+    extended = with_single_changes(res, ref, configs, max_on_demand)
+    evaluated = set(extended.records) - set(res.records)
+    effects = factor_effects(extended, ref, idx, mg, None, evaluated, configs.problem)
+    tables["effects"] = effects_table(effects, m)
+    res = extended
     if res.task.labelled:
         tables["per_class"] = per_class_table(res, dataset.classes if dataset else None)
 
@@ -258,11 +310,13 @@ def explain(
     if a_id is None:
         res = res.merged(configs.evaluate([a_cfg]))
         a_id = res.find(a_cfg)
-    tables["pairs"] = pairs_table(res, a_id, idx)
+    tables["pairs"] = pairs_table(res, a_id, idx, mg)
     if target is not None:
         tables["target"] = configs_matching(res.summary, target, res.factors, m)
     for name, t in tables.items():
         t.to_csv(out_dir / f"{name}.csv", index=False)
-    return Explanation(
+    out = Explanation(
         tables, a_cfg, written.get("verdict"), written.get("gap"), out_dir, a_id, res, target
     )
+    out.factor_effects, out.margin, out.variance_note = effects, mg, why
+    return out

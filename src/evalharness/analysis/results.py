@@ -41,6 +41,14 @@ def task_of_run(run_dir: Path) -> Task:
     return get_task(str(model.get("task", "classification")), stub)
 
 
+def run_margin(run_dir: Path) -> float | None:
+    """The run's findings.margin setting (None: the metric's default)."""
+    from evalharness.rundir.read import run_config
+
+    value = (run_config(run_dir).get("findings") or {}).get("margin")
+    return None if value is None else float(value)
+
+
 def run_dataset(run_dir: Path) -> Dataset | None:
     """The run's dataset as its config names it, or None when it cannot be read here."""
     try:
@@ -67,6 +75,11 @@ class RunResults:
     extra_factors: list[str] = field(default_factory=list)
     # spells a config as the rows do (a setting the option lacks reads "-"): run dirs set it
     canonical: Callable[[dict[str, str]], dict[str, str]] | None = None
+    # each config's prediction rows (sample order) and which images were error rows: a gap
+    # splits into the images that failed in one config only and the images both scored
+    rows: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    failed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    dataset: Any = field(default=None, repr=False)  # what task.records needs (COCO index)
 
     @classmethod
     def load(cls, run_dir: Path, dataset=None) -> RunResults:
@@ -86,17 +99,71 @@ class RunResults:
     @classmethod
     def from_frames(cls, summary: pd.DataFrame, preds: pd.DataFrame, task: Task, dataset=None):
         preds = preds.sort_values(["config_id", "sample_index"], kind="stable")
-        records, ids, labels = {}, None, None
+        records, ids, labels, by_config, failed = {}, None, None, {}, {}
         for cid, rows in preds.groupby("config_id", sort=False):
             rows = rows.reset_index(drop=True)
             records[cid] = task.records(rows, dataset)
+            by_config[cid] = rows
+            failed[cid] = rows.error_stage.notna().to_numpy() if "error_stage" in rows else None
             if ids is None:
                 ids = rows.sample_id.astype(str).tolist()
                 labels = rows.label.to_numpy() if "label" in rows else np.full(len(rows), -1)
         summary = summary[summary.config_id.isin(records)].reset_index(drop=True)
+        labels = labels if labels is not None else np.array([])
         return cls(
-            summary, task, records, ids or [], labels if labels is not None else np.array([])
+            summary, task, records, ids or [], labels, rows=by_config, failed=failed,
+            dataset=dataset,
+        )  # fmt: skip
+
+    def only(self, config_id: str) -> RunResults:
+        """These results narrowed to one config (on-demand runs carry the reference too)."""
+        return RunResults(
+            self.summary[self.summary.config_id == config_id].reset_index(drop=True),
+            self.task,
+            {config_id: self.records[config_id]},
+            self.sample_ids,
+            self.labels,
+            canonical=self.canonical,
+            rows={k: v for k, v in self.rows.items() if k == config_id},
+            failed={k: v for k, v in self.failed.items() if k == config_id},
+            dataset=self.dataset,
         )
+
+    def failed_images(self, config_id: str) -> np.ndarray:
+        """Per image: was it an error row in this config (unreadable file, ...)?"""
+        mask = self.failed.get(config_id)
+        return mask if mask is not None else np.zeros(len(self.sample_ids), bool)
+
+    def error_flips(self, a_id: str, b_id: str) -> np.ndarray:
+        """Images that failed in one of the two configs and not in the other."""
+        return self.failed_images(a_id) != self.failed_images(b_id)
+
+    def changed_images(self, a_id: str, b_id: str) -> np.ndarray:
+        """Per image: does B's stored record differ from A's in any task column (a score, a
+        box, a label)? Only those images can move a paired difference."""
+        if a_id in self.rows and b_id in self.rows:
+            cols = [n for n, _ in self.task.task_schema if n in self.rows[a_id]]
+            a, b = self.rows[a_id][cols], self.rows[b_id][cols]
+            same = np.ones(len(a), bool)
+            for c in cols:
+                same &= np.array([_equal(x, y) for x, y in zip(a[c], b[c], strict=True)])
+            return ~same
+        differ = self.scores(a_id) != self.scores(b_id)
+        return differ | ~self.task.agree(self.records[a_id], self.records[b_id])
+
+    def hybrid_values(self, a_id: str, b_id: str, idx: np.ndarray) -> np.ndarray | None:
+        """[point, resamples] of B with A's outcome on the images that failed in only one
+        of them: metric(B) - hybrid is the part of the gap those error rows make, hybrid -
+        metric(A) the part of the images both scored. None when the rows are not kept."""
+        if a_id not in self.rows or b_id not in self.rows:
+            return None
+        mask = self.error_flips(a_id, b_id)
+        if not mask.any():
+            return self.values(b_id, idx)
+        a_rows, b_rows = self.rows[a_id], self.rows[b_id]
+        rows = pd.concat([b_rows[~mask], a_rows[mask]]).sort_index(kind="stable")
+        rec = self.task.records(rows.reset_index(drop=True), self.dataset)
+        return np.concatenate([[self.task.point(rec)], self.task.value(rec, idx)])
 
     def merged(self, other: RunResults) -> RunResults:
         """Add configs evaluated elsewhere on the same samples (e.g. on demand)."""
@@ -105,8 +172,11 @@ class RunResults:
         new = ~other.summary.config_id.isin(self.summary.config_id)
         summary = pd.concat([self.summary, other.summary[new]], ignore_index=True)
         records = {**other.records, **self.records}
-        return RunResults(summary, self.task, records, self.sample_ids, self.labels,
-                          canonical=self.canonical)  # fmt: skip
+        return RunResults(
+            summary, self.task, records, self.sample_ids, self.labels,
+            canonical=self.canonical, rows={**other.rows, **self.rows},
+            failed={**other.failed, **self.failed}, dataset=self.dataset,
+        )  # fmt: skip
 
     @property
     def metric(self) -> str:
@@ -175,3 +245,19 @@ def reference_config(run_dir: Path, res: RunResults) -> dict[str, str]:
         if len(values) == 1 or f not in ref:
             ref[f] = str(values[0])
     return {f: ref[f] for f in res.factors}
+
+
+def _plain(x):
+    """A stored cell as nested tuples of Python scalars (NaN as None): comparable with ==."""
+    if hasattr(x, "tolist"):
+        x = x.tolist()
+    if isinstance(x, list | tuple):
+        return tuple(_plain(v) for v in x)
+    if isinstance(x, float) and x != x:
+        return None
+    return x
+
+
+def _equal(x, y) -> bool:
+    """Two stored cells (scalars, lists, arrays of arrays, None) hold the same value."""
+    return _plain(x) == _plain(y)

@@ -28,9 +28,36 @@ def render(out) -> str:
     """The Explanation as the terminal shows it."""
     t, res = out.tables, out.results
     m = res.metric
-    lines = [f"Main effects (mean {m} over the configs at each level, 95% CI):"]
-    lines.append(_fmt(t["effects"], ["factor", "level", "n_configs", m, f"{m}_lo", f"{m}_hi"], 60))
-    lines += ["", "Share of between-config variance:", _fmt(t["variance"], ["factor", "share"])]
+    unit = res.task.unit
+    lines = [
+        f"Effects against the reference (single changes; verdicts at ±{out.margin:g} {unit}: "
+        "changes the result / no effect / inconclusive):"
+    ]
+    for fe in out.factor_effects:
+        lines.append(f"  {fe.factor}: {fe.word}")
+        for e in fe.levels:
+            note = (
+                ""
+                if e.how.startswith("single change") and "demand" not in e.how
+                else (f" [{e.how}]")
+            )
+            lines.append(f"    {e.level} vs {fe.reference}: {e.verdict.text()}{note}")
+            if e.contrast is not None and e.contrast.errors is not None:
+                err = e.contrast.errors
+                lines.append(
+                    f"      errors: {err.images} image(s) failed in one config only: "
+                    f"{err.errors:+.2f} {unit} of the gap (the verdict reads the rest)"
+                )
+    lines += [
+        "",
+        f"Marginal means (mean {m} of the configs at each level, averaged over the other "
+        "factors: not effects; 95% CI):",
+        _fmt(t["marginal_means"], ["factor", "level", "n_configs", m, f"{m}_lo", f"{m}_hi"], 60),
+    ]
+    if len(t["variance"]):
+        lines += ["", "Share of between-config variance:", _fmt(t["variance"], ["factor", "share"])]
+    else:
+        lines += ["", f"No variance shares: {out.variance_note}"]
     if not t["pairs"].empty:
         lines += [
             "",
@@ -38,11 +65,11 @@ def render(out) -> str:
         ]
         p = t["pairs"].sort_values("delta", kind="stable")
         worse, better = res.task.flip_names
-        cols = ["delta", "delta_lo", "delta_hi", worse, better, "p_holm"]
+        cols = ["delta", "delta_lo", "delta_hi", "verdict", worse, better, "error_images", "p_holm"]
         varying = [f for f in res.factors if f in p and p[f].nunique() > 1]
         lines.append(_fmt(p, [*varying, *cols], 10))
     if "attribution" in t:
-        lines += ["", f"Shapley attribution of the gap ({res.task.unit}):"]
+        lines += ["", f"Shapley attribution of the gap ({unit}):"]
         lines.append(_fmt(t["attribution"], ["factor", "a", "b", "shapley", "lo", "hi"]))
         lines += ["", out.verdict]
     if "target" in t:
@@ -66,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--b", nargs="*", help="config B as factor=value; unnamed factors as in A")
     ap.add_argument("--target", type=float, help="a reported figure (the task's metric)")
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    ap.add_argument(
+        "--margin",
+        type=float,
+        help="'no effect within ±margin', in the metric's units (default: the run's "
+        "findings.margin, else 0.5 points for top-1/mAP/hmean, 0.05 dB for psnr_y)",
+    )
     args = ap.parse_args(argv)
 
     from evalharness.analysis.explain import ExplainError, explain
@@ -75,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         a, b = parse_assignments(args.a), parse_assignments(args.b)
-        out = explain(args.run_dir, RunDirConfigs(args.run_dir), a, b, args.target, args.bootstrap)
+        out = explain(
+            args.run_dir, RunDirConfigs(args.run_dir), a, b, args.target, args.bootstrap,
+            args.margin,
+        )  # fmt: skip
     except (ExplainError, AssignmentError, FileNotFoundError, PlanError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

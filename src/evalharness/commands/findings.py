@@ -30,13 +30,20 @@ def main(argv: list[str] | None = None) -> int:
         default=8,
         help="most missing coalition configs to evaluate for the worst config's Shapley split",
     )
+    ap.add_argument(
+        "--margin",
+        type=float,
+        help="'no effect within ±margin', in the metric's units (default: the run's "
+        "findings.margin, else the metric's: 0.5 points, 0.05 dB for psnr_y)",
+    )
     args = ap.parse_args(argv)
 
     from evalharness.analysis.findings import write_findings
     from evalharness.runner.ondemand import RunDirConfigs
 
     text = write_findings(
-        args.run_dir, RunDirConfigs(args.run_dir), None, args.bootstrap, args.max_on_demand
-    )
+        args.run_dir, RunDirConfigs(args.run_dir), None, args.bootstrap, args.max_on_demand,
+        args.margin,
+    )  # fmt: skip
     print(text, end="")
     return 0

@@ -44,17 +44,21 @@ def heatmaps(
 
 
 def main_effect_bars(effects: pd.DataFrame, metric: str = "top1") -> bytes:
-    labels = [f"{r.factor}={r.level}" for r in effects.itertuples()]
+    """Each level against the reference (0): its paired difference with the 95% interval the
+    verdict reads, the margin drawn as a band (analysis/effects.py::effects_table)."""
+    labels = [f"{r.factor}={r.level} ({r.verdict})" for r in effects.itertuples()]
     y = np.arange(len(effects))
-    v, lo, hi = effects[metric], effects[f"{metric}_lo"], effects[f"{metric}_hi"]
+    v, lo, hi = effects["delta"], effects["lo"], effects["hi"]
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.28 * len(effects)))
-    ax.barh(y, v, xerr=[v - lo, hi - v], color="#4c78a8", capsize=2)
+    colours = ["#e45756" if d < 0 else "#54a24b" for d in v]
+    ax.barh(y, v, xerr=[v - lo, hi - v], color=colours, capsize=2)
+    margin = float(effects["margin"].iloc[0]) if len(effects) else 0.0
+    ax.axvspan(-margin, margin, color="#dddddd", zorder=0, label=f"±{margin:g} (margin)")
+    ax.axvline(0, color="k", linewidth=0.8)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(f"mean {metric} over the configs at that level (95% CI)")
-    top = 100.0 if metric == "top1" else float(hi.max()) * 1.05
-    margin = 5.0 if metric == "top1" else (top - float(lo.min())) * 0.2
-    ax.set_xlim(max(0.0, float(lo.min()) - margin), top)
+    ax.set_xlabel(f"{metric} minus the reference's (paired, 95% CI; all else as the reference)")
+    ax.legend(loc="lower right", fontsize=7)
     return _png(fig)
 
 

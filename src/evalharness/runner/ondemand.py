@@ -61,16 +61,10 @@ class RunDirConfigs:
         for config in unique.values():
             tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
             sub = self.run_dir / "explain" / "ondemand" / tag
-            log.warning("evaluating missing config on demand: %s", config)
-            execute(self.plan(config), sub)
+            if not (sub / "summary.csv").exists():
+                log.warning("evaluating missing config on demand: %s", config)
+            execute(self.plan(config), sub)  # a finished one resumes at once
             res = RunResults.load(sub)
-            found = res.find(config)
-            res = RunResults(
-                res.summary[res.summary.config_id == found].reset_index(drop=True),
-                res.task,
-                {found: res.records[found]},
-                res.sample_ids,
-                res.labels,
-            )
+            res = res.only(res.find(config))
             out = res if out is None else out.merged(res)
         return out

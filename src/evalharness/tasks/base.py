@@ -53,6 +53,9 @@ class Task(ABC):
     task_schema: list[tuple[str, pa.DataType]] = []
     # Samples carry a class label: per-class tables, and calibration balanced per class.
     labelled: bool = False
+    # The metric is 100 x the mean of per-image 0/1 scores (top-1): a paired difference's
+    # interval comes from the images that changed each way (Tango's score interval).
+    paired_binary: bool = False
     # How the report draws an image that flips: "inputs" (both model inputs, the labels),
     # "boxes" (the image with truth and each config's boxes), "" (tables only).
     gallery: str = ""

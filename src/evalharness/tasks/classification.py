@@ -43,6 +43,7 @@ class Classification(Task):
     metric_columns = ("top1", "top1_lo", "top1_hi", "top5")
     flip_names = ("right_to_wrong", "wrong_to_right")
     labelled = True
+    paired_binary = True
     gallery = "inputs"
     task_schema = [
         ("label", pa.int64()),

@@ -42,6 +42,12 @@ import numpy as np
 import pyarrow as pa
 
 from evalharness.preprocess.geometry import Frame
+from evalharness.stats.map_interval import (
+    debiased_interval,
+    half_sample_indices,
+    measured_coverage,
+    objects_per_class,
+)
 from evalharness.tasks.base import TASKS, Task
 from evalharness.tasks.detection import coco
 from evalharness.tasks.detection.heads import HEADS
@@ -67,7 +73,11 @@ class Detection(Task):
     name = "detection"
     roles = ("raw",)
     metric = "mAP"
-    metric_columns = ("mAP", "mAP_lo", "mAP_hi", "mAP50", "mAP50_lo", "mAP50_hi")
+    # mAP_coverage: how often the interval covered the population's mAP in simulation at
+    # this set's objects per class (stats/map_interval.py): 0.95 where it is calibrated
+    metric_columns = (
+        "mAP", "mAP_lo", "mAP_hi", "mAP50", "mAP50_lo", "mAP50_hi", "mAP_coverage",
+    )  # fmt: skip
     unit = "mAP points"
     number_format = "{:+.2f}"
     flip_names = ("images_worse", "images_better")  # per-image F1 (image_scores) fell / rose
@@ -192,12 +202,20 @@ class Detection(Task):
         else:  # a merge without the dataset: the records' identity resample (equal to 1e-9)
             ident = ap_per_threshold(rec.acc, np.arange(rec.acc.n_images)[None])[0] * 100
             point = np.array([ident.mean(), ident[0]])
+        # Sample mAP is biased upward on small sets (AP's interpolated precision takes a
+        # maximum): the interval is the bias-corrected one (stats/map_interval.py, coverage
+        # measured there), read off the same resamples plus metric on half-samples.
+        n = rec.acc.n_images
+        halves = ap_per_threshold(rec.acc, half_sample_indices(n)) * 100
         out = {}
-        for name, v, boot in (("mAP", point[0], ap.mean(axis=1)), ("mAP50", point[1], ap[:, 0])):
-            boot = boot[np.isfinite(boot)]
-            a = (1 - LEVEL) / 2
-            lo, hi = np.quantile(boot, [a, 1 - a]) if len(boot) else (np.nan, np.nan)
-            out.update({name: float(v), f"{name}_lo": float(lo), f"{name}_hi": float(hi)})
+        for name, v, boot, half in (
+            ("mAP", point[0], ap.mean(axis=1), halves.mean(axis=1)),
+            ("mAP50", point[1], ap[:, 0], halves[:, 0]),
+        ):
+            iv = debiased_interval(float(v), boot, half, n, LEVEL)
+            out.update({name: float(v), f"{name}_lo": iv.lo, f"{name}_hi": iv.hi})
+        per_class = objects_per_class(rec.acc.gt_count.sum(axis=0))
+        out["mAP_coverage"] = measured_coverage(per_class)
         return out
 
     def library_stats(self, preds: pd.DataFrame, dataset: Any) -> tuple[float, float]:
