@@ -37,6 +37,7 @@ from evalharness.analysis.effects import interaction_table, main_effects, varian
 from evalharness.analysis.ondemand import ConfigSource
 from evalharness.analysis.reproduce import configs_matching
 from evalharness.analysis.results import RunResults, reference_config, run_dataset
+from evalharness.rundir.store import write_atomic_csv
 from evalharness.stats.paired import bootstrap_indices, compare_values, holm
 
 
@@ -214,11 +215,13 @@ def explain(
     b: dict | None = None,
     target: float | None = None,
     n_boot: int = 2000,
+    out_dir: Path | None = None,
 ) -> Explanation:
     """Effects, pairs and, with `b`, the Shapley split of metric(B) - metric(A).
 
     A is the model card's reference with `a`'s factors changed; B is A with `b`'s. Configs
-    the run lacks are evaluated through `configs` (on demand, into explain/ondemand/)."""
+    the run lacks are evaluated through `configs` (on demand, into explain/ondemand/).
+    Tables go to `out_dir` (default RUN_DIR/explain; elsewhere for a read-only run dir)."""
     run_dir = Path(run_dir)
     a = {k: str(v) for k, v in (a or {}).items()}
     b = {k: str(v) for k, v in (b or {}).items()}
@@ -226,8 +229,8 @@ def explain(
     res = RunResults.load(run_dir, dataset)
     a, b = setting_keys_as_columns(a, res), setting_keys_as_columns(b, res)
     check_factors({**a, **b}, res)
-    out_dir = run_dir / "explain"
-    out_dir.mkdir(exist_ok=True)
+    out_dir = Path(out_dir) if out_dir else run_dir / "explain"
+    out_dir.mkdir(parents=True, exist_ok=True)
     idx = bootstrap_indices(len(res.sample_ids), n_boot)
     ref = reference_config(run_dir, res)
     a_cfg = {**ref, **a}
@@ -261,8 +264,8 @@ def explain(
     tables["pairs"] = pairs_table(res, a_id, idx)
     if target is not None:
         tables["target"] = configs_matching(res.summary, target, res.factors, m)
-    for name, t in tables.items():
-        t.to_csv(out_dir / f"{name}.csv", index=False)
+    for name, t in tables.items():  # renamed into place: a link there is replaced, not followed
+        write_atomic_csv(out_dir / f"{name}.csv", t)
     return Explanation(
         tables, a_cfg, written.get("verdict"), written.get("gap"), out_dir, a_id, res, target
     )

@@ -33,6 +33,7 @@ from evalharness.analysis.attribution import all_coalition_configs, differing_fa
 from evalharness.analysis.effects import variance_shares
 from evalharness.analysis.ondemand import ConfigSource, NoConfigs
 from evalharness.analysis.results import RunResults, reference_config, run_dataset
+from evalharness.rundir.store import write_atomic_text
 from evalharness.stats.paired import bootstrap_indices, compare_values, percentile_ci
 
 FINDINGS_BOOTSTRAP = 500
@@ -351,5 +352,5 @@ def write_findings(
     no `configs` (merging loads no backend, so no Shapley coalition is evaluated).
     """
     text = findings(run_dir, configs, dataset, n_boot, max_on_demand).markdown()
-    (Path(run_dir) / "findings.md").write_text(text)
+    write_atomic_text(Path(run_dir) / "findings.md", text)  # a link there is replaced
     return text
