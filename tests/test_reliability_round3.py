@@ -105,6 +105,23 @@ def test_01_a_lock_link_is_never_followed_and_a_users_lock_never_written(tmp_pat
     assert _tree(mine) == before
 
 
+def test_01_analysis_never_writes_through_a_link_in_the_run_dir(finished, tmp_path, capsys):
+    """findings.md was written with write_text (through a link); explain/ could point out."""
+    run = _copy(finished, tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (run / "findings.md").unlink(missing_ok=True)
+    (run / "findings.md").symlink_to(victim)
+    assert run_command("findings", [str(run), "--max-on-demand", "0"]) == 0
+    assert victim.read_text() == "precious\n" and not (run / "findings.md").is_symlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "explain").symlink_to(elsewhere)
+    assert run_command("explain", [str(run), "--bootstrap", "200"]) == 2
+    assert "is a symbolic link; nothing is written through it" in _one_error_line(capsys)
+    assert list(elsewhere.iterdir()) == []
+
+
 # 2 -------------------------------------------------------------------------------------
 
 

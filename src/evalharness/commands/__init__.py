@@ -97,7 +97,7 @@ def _first_line(exc: BaseException) -> str:
 
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror}" + (f" ({exc.filename})" if exc.filename else "")
-    return error_line(exc)
+    return error_line(exc, limit=2000)
 
 
 def run_command(name: str, argv: list[str]) -> int:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from evalharness.commands.output import add_trust_flag, writable_dir
+from evalharness.commands.output import add_trust_flag, refuse_links, writable_dir
 
 EPILOG = """\
 examples:
@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     from evalharness.stats.paired import check_resamples
 
     check_resamples(args.bootstrap)
+    if args.out is None:
+        refuse_links(args.run_dir, ("explain",))
     if not writable_dir(args.run_dir, args.out):
         raise ValueError(f"cannot write {args.run_dir / 'explain'} (read-only); give --out DIR")
     try:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from evalharness.commands.output import add_trust_flag, writable_dir, write_output
+from evalharness.commands.output import add_trust_flag, refuse_links, writable_dir, write_output
 
 EPILOG = """\
 examples:
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_on_demand < 0:
         raise ValueError(f"--max-on-demand must be >= 0, got {args.max_on_demand}")
     max_on_demand = args.max_on_demand
+    if args.out is None:
+        refuse_links(args.run_dir, ("explain",))  # where configs evaluated on demand go
     writable = writable_dir(args.run_dir, args.out)
     if not writable:
         max_on_demand = 0

@@ -50,3 +50,14 @@ def writable_dir(run_dir, out) -> bool:
     import os
 
     return out is not None or not run_dir.is_dir() or os.access(run_dir, os.W_OK)
+
+
+def refuse_links(run_dir, names: tuple[str, ...]) -> None:
+    """The folders a command writes into inside a run dir must be folders, not links: a link
+    (`explain -> /elsewhere`) would send the writes outside the run dir."""
+    for name in names:
+        if (run_dir / name).is_symlink():
+            raise ValueError(
+                f"{run_dir / name} is a symbolic link; nothing is written through it (remove "
+                "it, or give --out DIR)"
+            )

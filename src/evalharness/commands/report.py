@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from evalharness.commands.output import add_trust_flag, writable_dir
+from evalharness.commands.output import add_trust_flag, refuse_links, writable_dir
 
 EPILOG = """\
 examples:
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from evalharness.stats.paired import check_resamples
 
     check_resamples(args.bootstrap)
+    if args.out is None:
+        refuse_links(args.run_dir, ("explain", "report_assets"))
     if not writable_dir(args.run_dir, args.out):
         raise ValueError(f"cannot write the report into {args.run_dir} (read-only); give --out DIR")
     b = parse_assignments(args.b)

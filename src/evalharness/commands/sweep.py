@@ -103,7 +103,10 @@ def run_and_print(cfg, choices: dict, overrides: list[str], run_dir: Path) -> No
         where = f" ({e.filename})" if e.filename else ""
         _refuse(f"error: {e.strerror or error_line(e)}{where}")
     print_outcome(plan, outcome)
-    done = finish(plan, run_dir)
+    try:
+        done = finish(plan, run_dir)
+    except user_errors() as e:  # the tables are written; what came after is said in one line
+        _refuse(f"error: {error_line(e, 1000)}")
     print(done.findings, end="")
     if done.report:
         print(f"report: {done.report}")

@@ -21,6 +21,7 @@ from evalharness.analysis.ondemand import ConfigSource
 from evalharness.analysis.results import RunResults, reference_config, run_dataset
 from evalharness.preprocess.errors import StageError
 from evalharness.report import plots
+from evalharness.rundir.store import write_atomic_bytes, write_atomic_text
 
 MAX_ON_DEMAND = 16  # beyond this many missing coalition configs, the waterfall is skipped
 
@@ -198,7 +199,7 @@ def write_report(
     assets.mkdir(parents=True, exist_ok=True)
 
     def figure(name: str, png: bytes, alt: str, caption: str = "") -> Figure:
-        (assets / name).write_bytes(png)
+        write_atomic_bytes(assets / name, png)  # renamed into place: a link is replaced
         return Figure(f"report_assets/{name}", _uri(png), alt, caption)
 
     varying = res.varying_factors()
@@ -285,6 +286,6 @@ def write_report(
         findings=run_findings(run_dir, configs, dataset) if with_findings else None,
         sections=sections,
     )
-    (out_dir / "report.html").write_text(render("report.html.j2", **context))
-    (out_dir / "report.md").write_text(render("report.md.j2", **context))
+    write_atomic_text(out_dir / "report.html", render("report.html.j2", **context))
+    write_atomic_text(out_dir / "report.md", render("report.md.j2", **context))
     return out_dir / "report.html"
