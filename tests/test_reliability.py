@@ -35,7 +35,7 @@ from evalharness.rundir.store import part_path
 from evalharness.runner.merge import MergeError, merge
 
 from .conftest import compose_config, plan_of, run_in_process
-from .helpers import DEMO, demo_subset
+from .helpers import DEMO, demo_subset, rerecord
 
 SMALL = ["dataset.limit=24", "chunk_size=8"]
 
@@ -444,7 +444,7 @@ def test_merge_refuses_an_edited_part(shards, tmp_path):
 
 
 def test_merge_refuses_duplicated_rows_even_with_a_forged_record(shards, tmp_path):
-    from evalharness.rundir.store import MANIFEST, sha256_file
+    from evalharness.rundir import records
 
     dirs = _copy_shards(shards, tmp_path)
     path = part_path(dirs[0], 0)
@@ -452,11 +452,8 @@ def test_merge_refuses_duplicated_rows_even_with_a_forged_record(shards, tmp_pat
     doubled = pq.read_table(path).to_pandas()
     doubled = pd.concat([doubled, doubled.iloc[:5]])
     pq.write_table(table.from_pandas(doubled, schema=table.schema, preserve_index=False), path)
-    (dirs[0] / "parts" / MANIFEST).write_text(
-        json.dumps(dict(chunk=0, rows=len(doubled), sha256=sha256_file(path))) + "\n"
-        + "\n".join(line for line in (dirs[0] / "parts" / MANIFEST).read_text().splitlines()
-                    if '"chunk": 0' not in line) + "\n"
-    )  # fmt: skip
+    forged = records.entry_of_file(path, chunk=0, rows=len(doubled))  # records.json forged too
+    records.add(dirs[0], {"parts/chunk-00000.parquet": forged})
     with pytest.raises(MergeError, match="rows, expected"):
         merge(tmp_path / "out", dirs)
 
@@ -497,6 +494,7 @@ def test_report_works_when_the_run_lacks_the_reference(finished, tmp_path):
     summary = pd.read_csv(run_dir / "summary.csv")
     summary["reference"] = False  # as an old run dir, or a reference that could not run
     summary.to_csv(run_dir / "summary.csv", index=False)
+    rerecord(run_dir, "summary.csv")
     assert write_report(run_dir, RunDirConfigs(run_dir), n_boot=100).exists()
 
 

@@ -10,6 +10,8 @@ import pytest
 from evalharness.paths import PROJECT_ROOT
 from evalharness.runner.merge import MergeError, merge
 
+from .helpers import rerecord
+
 SWEEP = [
     "+sweep=preproc_ablation",
     "sweep.factors.backend=[torch,onnxruntime]",
@@ -96,14 +98,17 @@ def test_merge_refuses_gaps_overlaps_and_foreign_shards(tmp_path):
     summary = pd.read_csv(s1 / "summary.csv")
     summary.to_csv(s1 / "summary.csv.ok", index=False)
     summary.assign(v_torch="2.0.0").to_csv(s1 / "summary.csv", index=False)
+    rerecord(s1, "summary.csv")  # a shard that ran another torch
     with pytest.raises(MergeError, match="different torch versions"):
         merge(tmp_path / "m5", [s0, s1])
     summary.assign(v_cpu="other-node").to_csv(s1 / "summary.csv", index=False)
+    rerecord(s1, "summary.csv")
     assert " | other-node" in merge(tmp_path / "m6", [s0, s1]).v_cpu[0]
     (s1 / "summary.csv").unlink()
     with pytest.raises(MergeError, match="no summary.csv"):
         merge(tmp_path / "m7", [s0, s1])
     (s1 / "summary.csv.ok").rename(s1 / "summary.csv")
+    rerecord(s1, "summary.csv")
     (s1 / "parts" / "chunk-00001.parquet").unlink()
     with pytest.raises(MergeError, match="unfinished"):
         merge(tmp_path / "m4", [s0, s1])

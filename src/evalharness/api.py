@@ -123,19 +123,33 @@ def sweep(overrides: Overrides = None, run_dir: str | Path | None = None) -> Res
 
 
 class Results:
-    """A finished run dir: tables as DataFrames, and the tools as methods."""
+    """A finished run dir: tables as DataFrames, and the tools as methods.
 
-    def __init__(self, run_dir: str | Path) -> None:
+    Its files are checked against the run's records.json first: an edited dir raises
+    EditedRunError (a ValueError) unless `trust_edited=True`, which reads it and logs each
+    file that was not verified."""
+
+    def __init__(self, run_dir: str | Path, trust_edited: bool = False) -> None:
+        from evalharness.analysis.results import verify_run
+
         self.run_dir = Path(run_dir)
+        self.trust_edited = trust_edited
         for name in ("summary.csv", "predictions.parquet", "run_config.yaml"):
             if not (self.run_dir / name).exists():
                 raise FileNotFoundError(
                     f"{self.run_dir / name} not found: is this a finished run dir?"
                 )
+        with self._trust():
+            verify_run(self.run_dir)
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> Results:
-        return cls(run_dir)
+    def load(cls, run_dir: str | Path, trust_edited: bool = False) -> Results:
+        return cls(run_dir, trust_edited)
+
+    def _trust(self):
+        from evalharness.rundir.records import trusting_edits
+
+        return trusting_edits(self.trust_edited)
 
     @cached_property
     def summary(self) -> pd.DataFrame:
@@ -163,7 +177,8 @@ class Results:
             from evalharness.analysis.findings import write_findings
             from evalharness.runner.ondemand import RunDirConfigs
 
-            return write_findings(self.run_dir, RunDirConfigs(self.run_dir))
+            with self._trust():
+                return write_findings(self.run_dir, RunDirConfigs(self.run_dir))
         return path.read_text()
 
     def explain(
@@ -172,6 +187,7 @@ class Results:
         a: dict[str, Any] | None = None,
         target: float | None = None,
         n_boot: int = 1000,
+        margin: float | None = None,
     ) -> Explanation:
         """Effects, pairs and, with `b`, the Shapley split of metric(B) - metric(A).
 
@@ -180,15 +196,19 @@ class Results:
         """
         from evalharness.analysis.explain import explain
         from evalharness.runner.ondemand import RunDirConfigs
+        from evalharness.stats.paired import check_resamples
 
-        return explain(self.run_dir, RunDirConfigs(self.run_dir), a, b, target, n_boot)
+        check_resamples(n_boot)
+        with self._trust():
+            return explain(self.run_dir, RunDirConfigs(self.run_dir), a, b, target, n_boot, margin)
 
     def compare(self, other: Results | str | Path) -> pd.DataFrame:
         """Config by config against another run dir or CSV (B = other); notes in .attrs."""
         from evalharness.analysis.compare import compare
 
         other_path = other.run_dir if isinstance(other, Results) else Path(other)
-        comparison = compare(self.run_dir, other_path)
+        with self._trust():
+            comparison = compare(self.run_dir, other_path)
         comparison.table.attrs["notes"] = comparison.notes
         return comparison.table
 
@@ -198,9 +218,12 @@ class Results:
         """Write report.html / report.md in the run dir; with `path`, copy the page there."""
         from evalharness.report.build import write_report
         from evalharness.runner.ondemand import RunDirConfigs
+        from evalharness.stats.paired import check_resamples
 
         b = {k: str(v) for k, v in (b or {}).items()}
-        html = write_report(self.run_dir, RunDirConfigs(self.run_dir), b, n_boot)
+        check_resamples(n_boot)
+        with self._trust():
+            html = write_report(self.run_dir, RunDirConfigs(self.run_dir), b, n_boot)
         if path is None:
             return html
         path = Path(path)

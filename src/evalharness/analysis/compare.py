@@ -10,6 +10,11 @@ it) gets a 95% interval:
 - against a reported figure without n: the measured side's Wilson interval, the figure exact.
 Changes whose interval excludes 0 are flagged. `--fail-on-drop X` exits 1 when any config's
 top-1 fell by more than X points: a regression gate for CI.
+
+The gate fails closed: a metric value that is not a number, is blank or lies outside the
+metric's range (0-100 for points), a run dir whose files are not what the run recorded, a
+threshold that is NaN or negative, and a comparison in which no row matched are refused
+(ValueError, one line) rather than read as "no drop".
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ import numpy as np
 import pandas as pd
 
 from evalharness.analysis.results import RunResults
+from evalharness.rundir import records
 from evalharness.rundir.summary import summary_factors
 from evalharness.stats.intervals import wilson_interval
 from evalharness.stats.paired import bootstrap_indices, compare_values
 
 ACCURACY_NAMES = ("top1", "accuracy", "acc", "top1_acc")
 OTHER_METRICS = ("mAP", "hmean")
+# Metrics in points: a value outside is a typo or another unit, never a result.
+POINTS = {"top1", "top5", "mAP", "mAP50", "hmean", "text_precision", "text_recall"}
 
 
 @dataclass
@@ -42,7 +50,9 @@ def load_side(path: Path) -> Side:
     results = None
     if path.is_dir():
         if (path / "predictions.parquet").exists():
-            results = RunResults.load(path)
+            results = RunResults.load(path)  # verifies every file it reads
+        else:
+            records.verify(path, ["summary.csv"])
         path = path / "summary.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found")
@@ -56,13 +66,50 @@ def load_side(path: Path) -> Side:
             raise ValueError(f"{path}: no metric column (one of {names})")
         if acc:
             table = table.rename(columns={acc: "top1"})
-    for col in (metric, "top5", "n", f"{metric}_lo", f"{metric}_hi"):
-        table[col] = pd.to_numeric(table[col], errors="coerce") if col in table else np.nan
+    table[metric] = numbers(table, metric, path, required=True)
+    for col in ("top5", "n", f"{metric}_lo", f"{metric}_hi"):
+        table[col] = numbers(table, col, path) if col in table else np.nan
     if "config_id" not in table:
         table["config_id"] = None
     if metric == "top1" and table.top1.max() <= 1.0:  # a fraction, not percent
         table["top1"] *= 100
+        if table.top5.notna().any() and table.top5.max() <= 1.0:
+            table["top5"] *= 100
+    check_range(table, [metric, "top5"], path)
     return Side(str(path), table, results, metric)
+
+
+def numbers(table: pd.DataFrame, col: str, path: Path, required: bool = False) -> pd.Series:
+    """A column as numbers; text is refused, and so is a blank where a value is required."""
+    raw = table[col].astype(str).str.strip()
+    values = pd.to_numeric(raw.where(raw != "", np.nan), errors="coerce")
+    bad = (values.isna() & (raw != "")) | (np.isinf(values))
+    if required:
+        bad |= values.isna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        shown = raw.iloc[i] or "blank"
+        raise ValueError(
+            f"{path}: row {i + 2}: {col} is '{shown}', not a number"
+            + (f" ({int(bad.sum())} such rows)" if bad.sum() > 1 else "")
+        )
+    if col == "n" and (values.dropna() <= 0).any():
+        raise ValueError(f"{path}: n must be a positive count of images")
+    return values
+
+
+def check_range(table: pd.DataFrame, cols: list[str], path: Path) -> None:
+    for col in cols:
+        if col not in POINTS or col not in table:
+            continue
+        v = table[col]
+        out = v.notna() & ((v < 0) | (v > 100))
+        if out.any():
+            i = int(np.flatnonzero(out.to_numpy())[0])
+            raise ValueError(
+                f"{path}: row {i + 2}: {col} = {v.iloc[i]:g} is outside 0-100 (points, or a "
+                "fraction 0-1 for every row)"
+            )
 
 
 def newcombe(p1: float, n1: float, p2: float, n2: float) -> tuple[float, float]:
@@ -125,12 +172,56 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     metric: str = "top1"
     keys: list[str] = field(default_factory=list)  # the columns rows were aligned on
+    # factor columns only one side has (shown as `col (A)`/`col (B)`): rows that differ
+    # there were aligned on fewer columns and must not print alike
+    unaligned: list[str] = field(default_factory=list)
 
     def drops(self, threshold: float) -> pd.DataFrame:
         """Rows whose metric fell by more than `threshold` (the metric's unit)."""
         if self.table.empty:
             return self.table
         return self.table[self.table.delta < -threshold]
+
+    def gate(self, threshold: float) -> Gate:
+        """The regression gate, failing closed: refuses (ValueError) what it cannot judge."""
+        check_threshold(threshold)
+        if self.table.empty:
+            raise ValueError(
+                "nothing compared: no row of A matches a row of B on "
+                f"{', '.join(self.keys) or 'the factor columns'}; the gate cannot pass"
+            )
+        if self.table.delta.isna().any():
+            raise ValueError("a delta is not a number; the gate cannot judge it")
+        dropped, n = self.drops(threshold), len(self.table)
+        if dropped.empty:
+            largest = max(0.0, -float(self.table.delta.min()))
+            return Gate(True, f"OK: no config dropped more than {threshold:g} ({self.metric}; "
+                        f"{n} compared, largest drop {largest:.2f})")  # fmt: skip
+        row = dropped.sort_values("delta").iloc[0]
+        where = " ".join(f"{k}={row[k]}" for k in self.varying_keys()) or "the only row"
+        return Gate(False, f"FAIL: {len(dropped)} of {n} config(s) dropped more than "
+                    f"{threshold:g} ({self.metric}); worst {where}: {row.delta:+.2f}")  # fmt: skip
+
+    def varying_keys(self) -> list[str]:
+        """Every factor column whose value differs between the compared rows (aligned keys
+        and the columns only one side has), so that no two rows print alike."""
+        t = self.table
+        cols = [c for c in [*self.keys, *self.unaligned] if c in t and t[c].nunique() > 1]
+        return cols or [c for c in self.keys[:1] if c in t]
+
+
+@dataclass
+class Gate:
+    ok: bool
+    line: str
+
+
+def check_threshold(threshold: float) -> None:
+    if not np.isfinite(threshold) or threshold < 0:
+        raise ValueError(
+            f"--fail-on-drop must be a number >= 0 (the drop allowed, in the metric's unit), "
+            f"got {threshold}"
+        )
 
 
 def compare(a_path: Path, b_path: Path) -> Comparison:
@@ -143,6 +234,8 @@ def compare(a_path: Path, b_path: Path) -> Comparison:
     if not keys:
         raise ValueError("A and B share no factor column to align on")
     merged = sa.table.merge(sb.table, on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
+    unaligned = [f"{f} (A)" for f in summary_factors(sa.table) if f not in keys]
+    unaligned += [f"{f} (B)" for f in summary_factors(sb.table) if f not in keys]
     notes = []
     for side, tag in (("left_only", "A"), ("right_only", "B")):
         for _, row in merged[merged._merge == side].iterrows():
@@ -152,6 +245,7 @@ def compare(a_path: Path, b_path: Path) -> Comparison:
         a = _side_row(row, "_a")
         b = _side_row(row, "_b")
         out = {k: row[k] for k in keys}
+        out.update({c: _unaligned(row, c) for c in unaligned})
         out.update({f"{m}_a": a[m], f"{m}_b": b[m]}, **_interval(a, b, sa, sb, idx_cache))
         if pd.notna(a.get("top5")) and pd.notna(b.get("top5")):
             out["top5_delta"] = b.top5 - a.top5
@@ -160,7 +254,17 @@ def compare(a_path: Path, b_path: Path) -> Comparison:
     if not table.empty:
         table["significant"] = (table.lo > 0) | (table.hi < 0)
     table.attrs["metric"] = m
-    return Comparison(table, notes, m, keys)
+    return Comparison(table, notes, m, keys, unaligned)
+
+
+def _unaligned(row: pd.Series, col: str) -> str:
+    """A factor column only one side has, from the merged row (suffixed if both sides have
+    a non-factor column of that name)."""
+    name, side = col[:-4], col[-2]
+    for key in (name, f"{name}_{side.lower()}"):
+        if key in row.index and pd.notna(row[key]):
+            return str(row[key])
+    return ""
 
 
 def _side_row(row: pd.Series, suffix: str) -> pd.Series:

@@ -46,7 +46,8 @@ from evalharness.analysis.effects import (
 from evalharness.analysis.ondemand import ConfigSource
 from evalharness.analysis.reproduce import configs_matching
 from evalharness.analysis.results import RunResults, reference_config, run_dataset, run_margin
-from evalharness.stats.paired import bootstrap_indices, check_bootstrap, holm
+from evalharness.rundir.store import write_atomic_csv
+from evalharness.stats.paired import bootstrap_indices, check_resamples, holm
 from evalharness.stats.verdict import margin_for
 
 MAX_ON_DEMAND = 8  # single changes or Shapley coalitions evaluated on demand, at most
@@ -257,13 +258,15 @@ def explain(
     n_boot: int = 2000,
     margin: float | None = None,
     max_on_demand: int = MAX_ON_DEMAND,
+    out_dir: Path | None = None,
 ) -> Explanation:
     """Effects, pairs and, with `b`, the Shapley split of metric(B) - metric(A).
 
     A is the model card's reference with `a`'s factors changed; B is A with `b`'s. Effects
     are contrasts against the reference (single changes, the missing ones evaluated on
     demand up to `max_on_demand`), judged at `margin` (findings.margin: the run's setting,
-    else the metric's default). Configs the run lacks are evaluated through `configs`."""
+    else the metric's default). Configs the run lacks are evaluated through `configs`.
+    Tables go to `out_dir` (default RUN_DIR/explain; elsewhere for a read-only run dir)."""
     run_dir = Path(run_dir)
     a = {k: str(v) for k, v in (a or {}).items()}
     b = {k: str(v) for k, v in (b or {}).items()}
@@ -271,9 +274,9 @@ def explain(
     res = RunResults.load(run_dir, dataset)
     a, b = setting_keys_as_columns(a, res), setting_keys_as_columns(b, res)
     check_factors({**a, **b}, res)
-    out_dir = run_dir / "explain"
-    out_dir.mkdir(exist_ok=True)
-    idx = bootstrap_indices(len(res.sample_ids), check_bootstrap(n_boot))
+    out_dir = Path(out_dir) if out_dir else run_dir / "explain"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    idx = bootstrap_indices(len(res.sample_ids), check_resamples(n_boot))
     ref = reference_config(run_dir, res)
     a_cfg = {**ref, **a}
     written: dict = {}
@@ -313,8 +316,8 @@ def explain(
     tables["pairs"] = pairs_table(res, a_id, idx, mg)
     if target is not None:
         tables["target"] = configs_matching(res.summary, target, res.factors, m)
-    for name, t in tables.items():
-        t.to_csv(out_dir / f"{name}.csv", index=False)
+    for name, t in tables.items():  # renamed into place: a link there is replaced, not followed
+        write_atomic_csv(out_dir / f"{name}.csv", t)
     out = Explanation(
         tables, a_cfg, written.get("verdict"), written.get("gap"), out_dir, a_id, res, target
     )

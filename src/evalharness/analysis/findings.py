@@ -43,7 +43,8 @@ from evalharness.analysis.effects import (
 )
 from evalharness.analysis.ondemand import ConfigSource, NoConfigs
 from evalharness.analysis.results import RunResults, reference_config, run_dataset, run_margin
-from evalharness.stats.paired import bootstrap_indices, check_bootstrap
+from evalharness.rundir.store import write_atomic_text
+from evalharness.stats.paired import bootstrap_indices, check_resamples
 from evalharness.stats.verdict import NO_EFFECT, margin_for
 
 FINDINGS_BOOTSTRAP = 500
@@ -308,7 +309,7 @@ def findings(
     reference's single changes, Shapley coalitions) are evaluated through `configs` when
     they are few (none without it)."""
     run_dir = Path(run_dir)
-    check_bootstrap(n_boot)
+    check_resamples(n_boot)
     if configs is None:
         configs, max_on_demand = NoConfigs(), 0
     dataset = dataset if dataset is not None else run_dataset(run_dir)
@@ -405,5 +406,5 @@ def write_findings(
     no `configs` (merging loads no backend, so nothing is evaluated on demand).
     """
     text = findings(run_dir, configs, dataset, n_boot, max_on_demand, margin).markdown()
-    (Path(run_dir) / "findings.md").write_text(text)
+    write_atomic_text(Path(run_dir) / "findings.md", text)  # a link there is replaced
     return text

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from evalharness.config.compose import store_for
 from evalharness.config.plan import canonical_settings
 from evalharness.data.dataset import Dataset, load_dataset
+from evalharness.rundir import records as run_records
 from evalharness.rundir.read import (
     dataset_settings,
     model_settings,
@@ -30,6 +31,16 @@ from evalharness.rundir.read import (
 )
 from evalharness.rundir.summary import read_summary, summary_factors
 from evalharness.tasks.base import Task, get_task
+
+# What analysis reads from a run dir: verified against records.json before it is used.
+REQUIRED = ("summary.csv", "predictions.parquet", "run_config.yaml")
+RECORDED = ("plan.json", "configs.csv", "choices.json", "factors.json", "calibration.csv",
+            "errors.csv", "variants.json")  # fmt: skip
+
+
+def verify_run(run_dir: Path) -> None:
+    """Refuse (EditedRunError) a run dir whose files are not what the run wrote."""
+    run_records.verify(run_dir, REQUIRED, optional=RECORDED)
 
 
 def task_of_run(run_dir: Path) -> Task:
@@ -83,10 +94,13 @@ class RunResults:
 
     @classmethod
     def load(cls, run_dir: Path, dataset=None) -> RunResults:
+        """The run's tables, after checking every file read against records.json (an edited
+        dir is refused in one line unless read inside run_records.trusting_edits)."""
         run_dir = Path(run_dir)
-        for name in ("summary.csv", "predictions.parquet", "run_config.yaml"):
+        for name in REQUIRED:
             if not (run_dir / name).exists():
                 raise FileNotFoundError(f"{run_dir / name} not found: is this a finished run dir?")
+        verify_run(run_dir)
         task = task_of_run(run_dir)
         summary = read_summary(run_dir / "summary.csv")
         cols = [n for n in task.schema.names if n != "error"]

@@ -23,7 +23,7 @@ import numpy as np
 from evalharness.backends.base import ModelVariant
 from evalharness.backends.derived import derived_dir, derived_file
 from evalharness.hashing import file_sha256
-from evalharness.optional import require
+from evalharness.optional import error_line, require
 
 ORT_METHODS = ("minmax", "entropy", "percentile")
 NNCF_PRESETS = ("performance", "mixed")
@@ -73,6 +73,28 @@ def _payload(variant: ModelVariant, source: Path, **extra) -> dict:
     )
 
 
+def self_contained(src: Path, folder: Path) -> Path:
+    """src itself, or (when its weights are in external data files) a single-file copy in
+    `folder`: onnxruntime's quantization pre-processing rewrites the model in a temp folder
+    of its own, where relative external-data paths no longer resolve ("... not regular
+    file"). A copy cannot exceed protobuf's 2 GB: such a model is refused in one line."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    head = onnx.load(str(src), load_external_data=False)
+    if not any(uses_external_data(t) for t in head.graph.initializer):
+        return src
+    model = onnx.load(str(src))  # the external data, read from src's own folder
+    if model.ByteSize() >= 2**31 - 1:
+        raise ValueError(
+            f"precision 'int8_ort': {src.name} holds more than 2 GB of weights in external "
+            "data, which onnxruntime's quantization pre-processing cannot read"
+        )
+    out = folder / f"{src.stem}.inline.onnx"
+    onnx.save(model, str(out))
+    return out
+
+
 def quantize_ort(
     src: Path, variant: ModelVariant, calib: list[np.ndarray], cache_dir, timer: Timer
 ) -> Path:
@@ -104,21 +126,29 @@ def quantize_ort(
 
         t0 = time.perf_counter()
         name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+        # everything ORT writes goes beside tmp: the build's temp folder, removed after
+        source = self_contained(src, tmp.parent)
         prepared = tmp.with_name(tmp.name + ".pre.onnx")
-        with quiet_root_logger():
-            # ORT's recommended pre-processing (shape inference, graph optimisation) first
-            quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-            quantize_static(
-                str(prepared),
-                str(tmp),
-                Reader(name),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=methods[method],
-            )
-        prepared.unlink(missing_ok=True)
+        try:
+            with quiet_root_logger():
+                # ORT's recommended pre-processing (shape inference, graph optimisation) first
+                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+                quantize_static(
+                    str(prepared),
+                    str(tmp),
+                    Reader(name),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    calibrate_method=methods[method],
+                )
+        except (OSError, MemoryError):
+            raise  # a full disk is said by the caller, with the file
+        except Exception as e:  # onnx's ValidationError, protobuf's DecodeError, ORT's own
+            raise ValueError(
+                f"precision 'int8_ort': onnxruntime cannot quantize {src.name}: {error_line(e)}"
+            ) from None
         timer.seconds += time.perf_counter() - t0
 
     payload = _payload(variant, src, kind="int8_ort", method=method,

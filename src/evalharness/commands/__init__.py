@@ -91,8 +91,13 @@ def _is_word(arg: str) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """One line that keeps the cause (a runtime's message may open with where it was raised);
+    an OSError names its file (a read-only dir, a full disk)."""
+    from evalharness.optional import error_line
+
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}" + (f" ({exc.filename})" if exc.filename else "")
+    return error_line(exc, limit=2000)
 
 
 def run_command(name: str, argv: list[str]) -> int:
@@ -100,6 +105,7 @@ def run_command(name: str, argv: list[str]) -> int:
     from hydra.errors import HydraException
 
     from evalharness.registry import UnknownNameError
+    from evalharness.rundir.claim import PlanMismatchError, RunDirBusyError
 
     command = COMMANDS[name]
     if command.overrides:
@@ -113,7 +119,8 @@ def run_command(name: str, argv: list[str]) -> int:
     prog, sys.argv[0] = sys.argv[0], f"evalharness {name}"
     try:
         return int(importlib.import_module(command.module).main(argv) or 0)
-    except (ValueError, FileNotFoundError, UnknownNameError, HydraException) as e:
+    except (ValueError, OSError, UnknownNameError, HydraException, PlanMismatchError,
+            RunDirBusyError) as e:  # fmt: skip
         if os.environ.get("EVALHARNESS_DEBUG"):
             raise
         print(f"error: {_first_line(e)}", file=sys.stderr)

@@ -7,12 +7,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from evalharness.commands.output import add_trust_flag, write_output
+
 EPILOG = """\
 examples:
   evalharness compare results/yesterday results/today --fail-on-drop 0.5
   evalharness compare results/today reported.csv      # factor columns + an accuracy column
 
-exit codes: 0 done, 1 a config dropped more than --fail-on-drop, 2 unreadable input.
+exit codes: 0 done, 1 a config dropped more than --fail-on-drop, 2 unreadable input, a value
+that is not a number or out of range, an edited run dir, nothing compared, a bad threshold.
+The gate ends with one line: "OK: no config dropped more than X" or "FAIL: ...".
 """
 
 
@@ -21,9 +25,7 @@ def render(comparison) -> str:
     if table.empty:
         lines = ["no rows in common"]
     else:
-        varying = [
-            c for c in table.columns[: table.columns.get_loc(f"{m}_a")] if table[c].nunique() > 1
-        ] or list(table.columns[:1])
+        varying = comparison.varying_keys()
         cols = [*varying, f"{m}_a", f"{m}_b", "delta", "lo", "hi", "method", "significant"]
         lines = [table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}")]
     notes = comparison.notes
@@ -48,22 +50,25 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 1 if any config's metric fell by more than this (the metric's unit)",
     )
     ap.add_argument("--out", type=Path, help="where to write compare.csv (default: B's folder)")
+    add_trust_flag(ap)
     args = ap.parse_args(argv)
 
-    from evalharness.analysis.compare import compare
+    from evalharness.analysis.compare import check_threshold, compare
+    from evalharness.rundir.records import trusting_edits
 
     try:
-        comparison = compare(args.a, args.b)
+        if args.fail_on_drop is not None:
+            check_threshold(args.fail_on_drop)  # before any work
+        with trusting_edits(args.trust_edited):
+            comparison = compare(args.a, args.b)
+        gate = comparison.gate(args.fail_on_drop) if args.fail_on_drop is not None else None
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = args.out or (args.b if args.b.is_dir() else args.b.parent) / "compare.csv"
-    comparison.table.to_csv(out, index=False)
     print(render(comparison))
-    print(f"written: {out}")
-    if args.fail_on_drop is not None:
-        drops = comparison.drops(args.fail_on_drop)
-        if len(drops):
-            print(f"FAIL: {len(drops)} config(s) dropped more than {args.fail_on_drop}")
-            return 1
+    out = args.out or (args.b if args.b.is_dir() else args.b.parent) / "compare.csv"
+    print(write_output(out, comparison.table.to_csv(index=False), "--out FILE"))
+    if gate is not None:
+        print(gate.line)
+        return 0 if gate.ok else 1
     return 0

@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from evalharness.commands.output import add_trust_flag, refuse_links, writable_dir
+
 EPILOG = """\
 examples:
   evalharness explain results/gap --b resize=cv2_linear colour=bgr meanstd=half
@@ -15,7 +17,8 @@ examples:
 
 A is the model card's reference config unless --a names factors; B is A with the factors
 --b names. Tables go to RUN_DIR/explain/ (effects, variance, interactions, pairs,
-per_class, attribution, target).
+per_class, attribution, target), or to --out DIR (a read-only run dir), with any config
+evaluated on demand.
 """
 
 
@@ -92,26 +95,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--b", nargs="*", help="config B as factor=value; unnamed factors as in A")
     ap.add_argument("--target", type=float, help="a reported figure (the task's metric)")
-    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (>= 100)")
     ap.add_argument(
         "--margin",
         type=float,
         help="'no effect within ±margin', in the metric's units (default: the run's "
         "findings.margin, else 0.5 points for top-1/mAP/hmean, 0.05 dB for psnr_y)",
     )
+    ap.add_argument("--out", type=Path, help="write the tables (and on-demand configs) here")
+    add_trust_flag(ap)
     args = ap.parse_args(argv)
 
     from evalharness.analysis.explain import ExplainError, explain
     from evalharness.commands.assignments import AssignmentError, parse_assignments
     from evalharness.config.plan import PlanError
+    from evalharness.rundir.records import trusting_edits
     from evalharness.runner.ondemand import RunDirConfigs
+    from evalharness.stats.paired import check_resamples
 
+    check_resamples(args.bootstrap)
+    if args.out is None:
+        refuse_links(args.run_dir, ("explain",))
+    if not writable_dir(args.run_dir, args.out):
+        raise ValueError(f"cannot write {args.run_dir / 'explain'} (read-only); give --out DIR")
     try:
         a, b = parse_assignments(args.a), parse_assignments(args.b)
-        out = explain(
-            args.run_dir, RunDirConfigs(args.run_dir), a, b, args.target, args.bootstrap,
-            args.margin,
-        )  # fmt: skip
+        configs = RunDirConfigs(args.run_dir, args.out)
+        with trusting_edits(args.trust_edited):
+            out = explain(
+                args.run_dir, configs, a, b, args.target, args.bootstrap, args.margin,
+                out_dir=args.out,
+            )  # fmt: skip
     except (ExplainError, AssignmentError, FileNotFoundError, PlanError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -67,8 +67,20 @@ def _decoders(args) -> int:
     return 0
 
 
+def check_args(args) -> None:
+    """Counts and folders a user may mistype: one line each, before anything runs."""
+    if args.n is not None and args.n < 1:
+        raise ValueError(f"--n must be a whole number >= 1 (samples to compare), got {args.n}")
+    for flag, path in (("--golden", args.golden), ("--out", args.out if args.decoders else None)):
+        if path is not None and path.exists() and not path.is_dir():
+            raise ValueError(f"{flag} {path} is a file; give a folder (made when missing)")
+    if args.out is not None and not args.decoders and args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a folder; give the CSV file to write")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    check_args(args)
     if args.decoders:
         return _decoders(args)
 

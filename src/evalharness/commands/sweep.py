@@ -86,6 +86,7 @@ def job(cfg) -> None:
 def run_and_print(cfg, choices: dict, overrides: list[str], run_dir: Path) -> None:
     from evalharness.config.compose import from_hydra
     from evalharness.config.runplan import build_plan
+    from evalharness.optional import error_line
 
     try:
         plan = build_plan(from_hydra(cfg, choices, overrides, _USER_DIRS))
@@ -97,12 +98,15 @@ def run_and_print(cfg, choices: dict, overrides: list[str], run_dir: Path) -> No
 
         outcome = execute(plan, run_dir)
     except user_errors() as e:
-        _refuse(f"error: {e}")
+        _refuse(f"error: {error_line(e, 1000)}")
     except OSError as e:  # a full disk, a read-only run dir: what and where, not a trace
         where = f" ({e.filename})" if e.filename else ""
-        _refuse(f"error: {e.strerror or e}{where}")
+        _refuse(f"error: {e.strerror or error_line(e)}{where}")
     print_outcome(plan, outcome)
-    done = finish(plan, run_dir)
+    try:
+        done = finish(plan, run_dir)
+    except user_errors() as e:  # the tables are written; what came after is said in one line
+        _refuse(f"error: {error_line(e, 1000)}")
     print(done.findings, end="")
     if done.report:
         print(f"report: {done.report}")

@@ -9,6 +9,12 @@ The dataset hash covers what decides the numbers: every sample's id, target and 
 so in summary.csv). A manifest's `sha256` column is checked against the file: a changed
 image becomes an error row naming it, not a silent new number.
 
+Every sample's file must lie inside the dataset root once links and `..` are resolved
+(realpath): a manifest row `../../secret/x.jpg`, an absolute path or a symlink out of the
+root refuses the dataset before any file is opened or hashed, unless
+`dataset.allow_outside_root=true` says the listing may point elsewhere. Duplicates are found
+by real path too, so a link and the file it names are one file, not two samples.
+
 Loaders per annotation format live in their own modules and register under their `kind`
 (classification: manifest, folder, imagenet; detection: coco, yolo; text: icdar2015).
 A sample whose target is unusable is kept with a `problem`, so it shows up as an error row
@@ -27,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.hashing import file_sha256
+from evalharness.paths import resolve_path
 from evalharness.registry import Registry
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -95,12 +102,47 @@ def _check_ids(ds: Dataset) -> None:
             f"dataset '{ds.name}': {len(dup)} sample id(s) occur more than once "
             f"({', '.join(repr(d) for d in dup[:3])}); every sample needs its own id"
         )
-    paths = Counter(os.path.normpath(os.path.abspath(s.path)) for s in ds.samples)
+    paths = Counter(os.path.realpath(s.path) for s in ds.samples)  # a link is its target
     dup = [k for k, n in paths.items() if n > 1]
     if dup:
         raise ValueError(
             f"dataset '{ds.name}': {len(dup)} file(s) listed more than once ({', '.join(dup[:3])})"
         )
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def allowed_reader(root: Path, cfg: Mapping[str, Any]) -> Callable[[Path], bool]:
+    """For loaders that open a file while listing (a YOLO image's header): whether this
+    path may be read (inside the root, or the config allows outside)."""
+    if _allow_outside(cfg):
+        return lambda path: True
+    real_root = os.path.realpath(root)
+    return lambda path: _inside(os.path.realpath(path), real_root)
+
+
+def _check_inside_root(ds: Dataset, root: Path, allow: bool) -> None:
+    """Refuse, before any file is read, samples whose real path leaves the root."""
+    if allow:
+        return
+    real_root = os.path.realpath(root)
+    outside = [s for s in ds.samples if not _inside(os.path.realpath(s.path), real_root)]
+    if outside:
+        shown = ", ".join(repr(str(s.path)) for s in outside[:3])
+        raise ValueError(
+            f"dataset '{ds.name}': {len(outside)} file(s) lie outside the dataset root "
+            f"{root} once links and '..' are resolved ({shown}); nothing was read. Only the "
+            "root's files are read unless dataset.allow_outside_root=true"
+        )
+
+
+def _allow_outside(cfg: Mapping[str, Any]) -> bool:
+    value = cfg.get("allow_outside_root", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"dataset.allow_outside_root must be true or false, got {value!r}")
+    return value
 
 
 def _hash_and_verify(ds: Dataset, mode: str) -> Dataset:
@@ -150,6 +192,7 @@ def load_dataset(cfg: Mapping[str, Any]) -> Dataset:
     if mode not in HASH_MODES:
         raise ValueError(f"dataset.hash must be one of {HASH_MODES}, got '{mode}'")
     limit = _limit(cfg)
+    allow = _allow_outside(cfg)
     ds = LOADERS.get(kind)(cfg)
     if limit:
         # limit_spread: evenly spaced instead of the first `limit` (every class of a
@@ -158,5 +201,7 @@ def load_dataset(cfg: Mapping[str, Any]) -> Dataset:
         ds = Dataset(ds.name, picked, ds.classes, "", ds.task, mode, ds.extra)
     if not ds.samples:
         raise ValueError(f"dataset '{ds.name}' has no samples (root {cfg.get('root')})")
+    if cfg.get("root") is not None:
+        _check_inside_root(ds, resolve_path(cfg["root"]), allow)
     _check_ids(ds)
     return _hash_and_verify(ds, mode)

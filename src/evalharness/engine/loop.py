@@ -305,7 +305,7 @@ def run_sweep(plan: RunPlan, run_dir: Path) -> dict[str, Any]:
     calibration = plan.calibration.samples if plan.calibration is not None else None
     record = plan_record(plan)
     chunks = shard_chunks(len(dataset), opts)
-    done = store.done_chunks(run_dir)
+    done = store.verified_chunks(run_dir)  # an edited part is computed again
     todo = [c for c in chunks if c not in done]
     counters = Counters()
     gpu_stats: dict[str, Any] = {}
@@ -325,7 +325,7 @@ def run_sweep(plan: RunPlan, run_dir: Path) -> dict[str, Any]:
             )
             for s in specs
         }
-        store.write_atomic_text(run_dir / "variants.json", json.dumps(ran, indent=1))
+        store.write_recorded(run_dir, "variants.json", json.dumps(ran, indent=1))
         n_todo = sum(len(_chunk(dataset, c, opts)) for c in todo)
         bar = tqdm(total=n_todo * len(specs), unit="eval", disable=not opts.progress,
                    desc="sweep", dynamic_ncols=True)  # fmt: skip
@@ -362,7 +362,7 @@ def run_sweep(plan: RunPlan, run_dir: Path) -> dict[str, Any]:
         **counters.as_dict(),
         **gpu_stats,
     )
-    store.write_atomic_text(run_dir / "stats.json", json.dumps(stats, indent=1))
+    store.write_recorded(run_dir, "stats.json", json.dumps(stats, indent=1))
     return stats
 
 

@@ -115,8 +115,8 @@ def finalize(
         summary[f"v_{k}"] = v
     summary["dataset_hash"] = dataset_hash[:16]
     summary["dataset_hash_mode"] = hash_mode
-    store.write_atomic_csv(run_dir / "summary.csv", summary)
-    store.write_atomic_csv(run_dir / "errors.csv", error_digest(error_rows))
+    store.write_recorded_csv(run_dir, "summary.csv", summary)
+    store.write_recorded_csv(run_dir, "errors.csv", error_digest(error_rows))
     return summary.reset_index(drop=True)
 
 

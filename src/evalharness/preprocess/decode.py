@@ -145,6 +145,9 @@ _MAGIC = (
 )
 
 
+KNOWN_FORMATS = "JPEG, PNG, GIF, BMP, TIFF or WebP"
+
+
 def sniff_format(path: Path) -> str:
     """The file's format from its first bytes (names lie: a PNG called .jpg is a PNG)."""
     with open(path, "rb") as f:
@@ -159,14 +162,23 @@ def sniff_format(path: Path) -> str:
 
 def check_declared_size(path: Path, max_pixels: int) -> None:
     """Refuse a file whose header declares more pixels than max_pixels, before any decoder
-    allocates for it (a decompression bomb). Pillow reads only the header here."""
+    allocates for it (a decompression bomb). Pillow reads only the header here.
+
+    Fails closed: a header Pillow cannot parse is refused too, never handed to a decoder
+    unchecked. The gap measured before: a 9500x9500 Radiance HDR named .jpg went to OpenCV
+    (2.28 GB RSS), a 4 KB header declaring 30000x30000 made it request 2.7 GB. decode()
+    refuses formats outside the six below by their first bytes, so every file a decoder
+    sees has had its size read here."""
     try:
         with Image.open(path) as img:
             w, h = img.size
     except Image.DecompressionBombError as e:
         raise StageError("decode", f"refused, decompression bomb: {e}") from None
-    except (OSError, ValueError, SyntaxError):
-        return  # not readable by Pillow's header parser: the decoder will say why
+    except (OSError, ValueError, SyntaxError) as e:
+        why = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise StageError(
+            "decode", f"refused: its header cannot be read, so its size is unknown ({why})"
+        ) from None
     if w * h > max_pixels:
         raise StageError("decode", f"refused: declared size {w}x{h} exceeds {max_pixels} pixels")
 
@@ -193,7 +205,11 @@ def decode(path: Path, spec: DecodeSpec, max_pixels: int = MAX_PIXELS) -> np.nda
         if path.stat().st_size == 0:
             raise StageError("decode", "empty file")
         fmt = sniff_format(path)
-        if fmt != "unknown" and fmt not in info.caps.formats:
+        if fmt == "unknown":  # OpenCV would read HDR, PNM, ... past the size check
+            raise StageError(
+                "decode", f"not a {KNOWN_FORMATS} file by its first bytes: refused unread"
+            )
+        if fmt not in info.caps.formats:
             raise StageError(
                 "decode", f"decoder '{spec.library}' does not read {fmt.upper()} files"
             )

@@ -21,6 +21,7 @@ from evalharness.analysis.ondemand import ConfigSource
 from evalharness.analysis.results import RunResults, reference_config, run_dataset
 from evalharness.preprocess.errors import StageError
 from evalharness.report import plots
+from evalharness.rundir.store import write_atomic_bytes, write_atomic_text
 
 MAX_ON_DEMAND = 16  # beyond this many missing coalition configs, the waterfall is skipped
 
@@ -173,6 +174,7 @@ def write_report(
     b_over: dict[str, str] | None = None,
     n_boot: int = 1000,
     with_findings: bool = True,
+    out_dir: Path | None = None,
 ) -> Path:
     """report.html (self-contained) and report.md for A = the reference and B (the worst
     config unless `b_over` names factors); configs the run lacks come through `configs`."""
@@ -186,16 +188,18 @@ def write_report(
     missing = [c for c in all_coalition_configs(a_cfg, b_cfg) if res.find(c) is None]
     b_arg = {f: v for f, v in b_cfg.items() if v != a_cfg[f]}
     attribute = len(missing) <= MAX_ON_DEMAND and b_arg
-    out = explain(run_dir, configs, {}, b_arg if attribute else {}, None, n_boot)
+    out_dir = Path(out_dir) if out_dir else run_dir  # elsewhere for a read-only run dir
+    out = explain(run_dir, configs, {}, b_arg if attribute else {}, None, n_boot,
+                  out_dir=out_dir / "explain")  # fmt: skip
     res = out.results  # the run plus any config evaluated on demand
     t = out.tables
     summary = res.summary
     sections: list[Section] = []
-    assets = run_dir / "report_assets"
-    assets.mkdir(exist_ok=True)
+    assets = out_dir / "report_assets"
+    assets.mkdir(parents=True, exist_ok=True)
 
     def figure(name: str, png: bytes, alt: str, caption: str = "") -> Figure:
-        (assets / name).write_bytes(png)
+        write_atomic_bytes(assets / name, png)  # renamed into place: a link is replaced
         return Figure(f"report_assets/{name}", _uri(png), alt, caption)
 
     varying = res.varying_factors()
@@ -282,6 +286,6 @@ def write_report(
         findings=run_findings(run_dir, configs, dataset) if with_findings else None,
         sections=sections,
     )
-    (run_dir / "report.html").write_text(render("report.html.j2", **context))
-    (run_dir / "report.md").write_text(render("report.md.j2", **context))
-    return run_dir / "report.html"
+    write_atomic_text(out_dir / "report.html", render("report.html.j2", **context))
+    write_atomic_text(out_dir / "report.md", render("report.md.j2", **context))
+    return out_dir / "report.html"

@@ -1,62 +1,84 @@
 """On-disk layout of a run dir, and the writes that make a kill at any instant harmless.
 
 run_dir/
-  .lock                exclusive lock of the process writing here (engine/claim.py)
+  .lock                exclusive lock of the process writing here (rundir/claim.py)
+  records.json         sha256 and size of every file below that the run wrote (records.py);
+                       its presence (our format) is what makes a dir a run dir
   plan.json            what this run computes (config ids, dataset hash, chunking)
   configs.csv          config_id + factor columns + resolved settings
   parts/chunk-NNNNN.parquet   predictions of one chunk for every config (atomic rename)
-  parts/manifest.jsonl one line per finished part: chunk, rows, sha256 (after the rename)
   predictions.parquet  all parts, compacted, one row per (sample, config)
   summary.csv          one row per config
   errors.csv           one row per (sample, stage, reason)
   stats.json           work actually done by the last invocation
 
-A part is written to a temp name, fsynced and renamed: a part either exists complete or
-not at all. It counts as done only once its manifest line (row count and SHA-256 of the
-file) is written after the rename; a part without one (a kill between the two) is computed
-again, and merge re-hashes every part against its line, so an edited or truncated part is
-refused rather than merged.
+Every file is written to a fresh temp name (O_EXCL: never through a link someone planted),
+fsynced where it matters and renamed over its final name, which replaces a link rather than
+following it. A part counts as done only once records.json holds its row count and sha256
+(entered after the rename); a part without an entry (a kill between the two) or whose bytes
+are not the recorded ones (edited, truncated) is computed again, and compaction and merge
+check every part against its entry before reading it.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evalharness.hashing import sha256_file
+from evalharness.rundir import records
 
 TIMING_KEY = b"evalharness.timing"
-MANIFEST = "manifest.jsonl"
+PARTS = "parts"
+log = logging.getLogger("evalharness")
 
 
 def part_path(run_dir: Path, chunk: int) -> Path:
-    return run_dir / "parts" / f"chunk-{chunk:05d}.parquet"
+    return run_dir / PARTS / f"chunk-{chunk:05d}.parquet"
+
+
+def part_name(chunk: int) -> str:
+    """A part's key in records.json (its path relative to the run dir)."""
+    return f"{PARTS}/chunk-{chunk:05d}.parquet"
 
 
 def part_records(run_dir: Path) -> dict[int, dict]:
-    """The manifest: chunk -> {rows, sha256}; a torn last line (a kill mid-append) is skipped."""
-    path = run_dir / "parts" / MANIFEST
-    if not path.exists():
-        return {}
+    """chunk -> {chunk, rows, sha256, size} for every part records.json holds."""
     out = {}
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-            out[int(rec["chunk"])] = rec
-        except (ValueError, KeyError, TypeError):
-            continue
+    for name, entry in records.entries(run_dir).items():
+        if name.startswith(f"{PARTS}/") and "chunk" in entry:
+            out[int(entry["chunk"])] = entry
     return out
 
 
 def done_chunks(run_dir: Path) -> set[int]:
-    """Chunks whose part file exists and whose manifest line was written after it."""
-    records = part_records(run_dir)
-    return {c for c in records if part_path(run_dir, c).exists()}
+    """Chunks whose part exists and was recorded after it was written (not re-hashed)."""
+    return {c for c in part_records(run_dir) if records.is_regular(part_path(run_dir, c))}
+
+
+def verified_chunks(run_dir: Path) -> set[int]:
+    """Done chunks whose part still has its recorded bytes. A part that does not (edited,
+    truncated, replaced by a link) loses its entry, with a warning: it is computed again,
+    never resumed as if measured."""
+    good, bad = set(), []
+    for c, entry in part_records(run_dir).items():
+        problem = records.mismatch(run_dir, part_name(c), entry)
+        if problem is None:
+            good.add(c)
+            continue
+        bad.append(c)
+        if os.path.lexists(part_path(run_dir, c)):  # a part deleted is simply missing
+            log.warning("%s; computing chunk %d again", problem, c)
+    if bad:
+        records.drop(run_dir, [part_name(c) for c in bad])
+    return good
 
 
 def write_part(
@@ -72,23 +94,32 @@ def write_part(
     meta = dict(table.schema.metadata or {})
     meta[TIMING_KEY] = json.dumps(timing).encode()
     table = table.replace_schema_metadata(meta)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    record = dict(chunk=chunk, rows=table.num_rows, sha256=sha256_file(path))
-    append_line(run_dir / "parts" / MANIFEST, json.dumps(record))
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    data = sink.getvalue()
+    write_atomic_bytes(path, data, fsync=True)
+    records.add(run_dir, {part_name(chunk): records.entry_of_bytes(
+        data, chunk=chunk, rows=table.num_rows)})  # fmt: skip
 
 
-def append_line(path: Path, line: str) -> None:
-    with open(path, "a") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+def read_part(run_dir: Path, chunk: int, entry: dict | None) -> pa.Table:
+    """A part's table, after checking its bytes against its entry (one read for both)."""
+    path = part_path(run_dir, chunk)
+    data = path.read_bytes() if records.is_regular(path) else b""
+    if entry is None:
+        problem = f"{path} is not in {records.RECORDS}: the run did not finish it"
+    elif _same(data, entry):
+        problem = None
+    else:
+        problem = f"{path} was changed after the run wrote it"
+    if problem:
+        raise records.EditedRunError(f"{problem}; run the same command again to compute it anew")
+    return pq.read_table(pa.BufferReader(data))
+
+
+def _same(data: bytes, entry: dict) -> bool:
+    got = records.entry_of_bytes(data)
+    return got["size"] == entry.get("size") and got["sha256"] == entry.get("sha256")
 
 
 def compact_parts(run_dir: Path, chunks: list[int], out: Path, schema: pa.Schema):
@@ -99,11 +130,13 @@ def compact_parts(run_dir: Path, chunks: list[int], out: Path, schema: pa.Schema
     counts: pd.DataFrame | None = None
     timing: dict[str, float] = {}
     errors = []
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    parts = part_records(run_dir)
+    fd, tmp_name = _temp_beside(out)
+    tmp = Path(tmp_name)
     try:
-        with pq.ParquetWriter(tmp, schema) as writer:
+        with os.fdopen(fd, "wb") as sink, pq.ParquetWriter(sink, schema) as writer:
             for c in chunks:
-                table = pq.read_table(part_path(run_dir, c))
+                table = read_part(run_dir, c, parts.get(c))
                 for cid, sec in json.loads(table.schema.metadata[TIMING_KEY]).items():
                     timing[cid] = timing.get(cid, 0.0) + sec
                 writer.write_table(table.replace_schema_metadata(None).cast(schema))
@@ -114,32 +147,63 @@ def compact_parts(run_dir: Path, chunks: list[int], out: Path, schema: pa.Schema
                 counts = part if counts is None else counts.add(part, fill_value=0)
                 bad = small[small.error_stage.notna()]
                 errors.append(bad[["sample_id", "config_id", "error_stage", "error"]])
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+    records.add(run_dir, {out.relative_to(run_dir).as_posix(): records.entry_of_file(out)})
     if counts is None:  # a shard that got no chunk (more shards than chunks)
         empty = pd.DataFrame(columns=["sample_id", "config_id", "error_stage", "error"])
         return pd.DataFrame(columns=["n", "n_errors"]), timing, empty
     return counts.astype(int), timing, pd.concat(errors, ignore_index=True)
 
 
-def write_atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new temp file beside `path` (O_EXCL, mode 0600: never an existing file or a link);
+    its name `.NAME.XXXX.tmp` is what stale_temp_files recognises."""
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
+def write_atomic_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
+    """Write to a fresh temp file and rename it over `path`: a reader sees the old file or the
+    new one, and a link at `path` is replaced, never followed."""
+    fd, tmp = _temp_beside(path)
     try:
-        tmp.write_text(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_atomic_text(path: Path, text: str) -> None:
+    write_atomic_bytes(Path(path), text.encode())
 
 
 def write_atomic_csv(path: Path, df: pd.DataFrame) -> None:
     write_atomic_text(path, df.to_csv(index=False))
 
 
+def write_recorded(run_dir: Path, name: str, data: str | bytes) -> None:
+    """Write a run-dir file atomically and enter its sha256 in records.json."""
+    raw = data.encode() if isinstance(data, str) else data
+    write_atomic_bytes(Path(run_dir) / name, raw)
+    records.add(run_dir, {name: records.entry_of_bytes(raw)})
+
+
+def write_recorded_csv(run_dir: Path, name: str, df: pd.DataFrame) -> None:
+    write_recorded(run_dir, name, df.to_csv(index=False))
+
+
 def stale_temp_files(run_dir: Path) -> list[Path]:
-    """Temp files a killed process left (`.NAME.tmpPID`): safe to remove under the lock."""
+    """Temp files a killed process left (`.NAME.XXXX.tmp`, older `.NAME.tmpPID`): safe to
+    remove under the lock. Links are listed too (unlinking one removes only the link)."""
     found = []
-    for folder in (run_dir, run_dir / "parts"):
-        if folder.is_dir():
-            found += [p for p in folder.glob(".*.tmp*") if p.is_file()]
+    for folder in (run_dir, run_dir / PARTS):
+        if folder.is_dir() and not folder.is_symlink():
+            found += [p for p in folder.glob(".*.tmp*") if p.is_symlink() or p.is_file()]
     return found

@@ -11,7 +11,6 @@ an OUT that is one of the shards, and an OUT that holds another sweep.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +18,7 @@ import pyarrow.parquet as pq
 
 from evalharness.config.options import SweepOptions, shard_chunks, stable_hash
 from evalharness.engine.tables import finalize
-from evalharness.rundir import store
+from evalharness.rundir import records, store
 from evalharness.rundir.claim import PlanMismatchError, RunDirBusyError, claim
 from evalharness.rundir.summary import summary_factors
 
@@ -43,6 +42,12 @@ def _plan(d: Path) -> dict:
     path = d / "plan.json"
     if not path.exists():
         raise MergeError(f"{d}: no plan.json, not a run dir")
+    if not records.is_run_dir(d):
+        raise MergeError(f"{d}: no records.json (a shard written before evalharness recorded "
+                         "its files, or not a shard): run the shard again")  # fmt: skip
+    problem = records.mismatch(d, "plan.json", records.entries(d).get("plan.json"))
+    if problem:
+        raise MergeError(problem)
     try:
         return json.loads(path.read_text())
     except ValueError:
@@ -52,7 +57,7 @@ def _plan(d: Path) -> dict:
 def check_part(d: Path, chunk: int, record: dict, n_configs: int, n_samples: int, size: int):
     """A part is what its shard recorded: same bytes, the expected rows, no duplicates."""
     path = store.part_path(d, chunk)
-    if store.sha256_file(path) != record.get("sha256"):
+    if records.mismatch(d, store.part_name(chunk), record):
         raise MergeError(f"{path}: its content is not what the shard recorded (edited or "
                          "truncated); run the shard again")  # fmt: skip
     try:
@@ -107,6 +112,9 @@ def shard_versions(dirs: list[Path]) -> dict[str, str]:
         path = d / "summary.csv"
         if not path.exists():
             raise MergeError(f"{d}: no summary.csv; run the shard again to finish it")
+        problem = records.mismatch(d, "summary.csv", records.entries(d).get("summary.csv"))
+        if problem:
+            raise MergeError(f"{problem}; run the shard again")
         row = pd.read_csv(path, nrows=1, dtype=str, keep_default_na=False)
         if row.empty:  # a shard that drew no chunk ran nothing: no versions to report
             continue
@@ -127,6 +135,19 @@ def _check_out(out: Path, dirs: list[Path]) -> None:
             raise MergeError(f"{out} is (inside) shard dir {d}: merge into a new folder")
 
 
+def copy_parts(shard: Path, out: Path) -> None:
+    """The shard's checked parts into out, each entered in out's records.json as it lands."""
+    done = store.done_chunks(out)
+    for c, entry in sorted(store.part_records(shard).items()):
+        if c in done or not records.is_regular(store.part_path(shard, c)):
+            continue
+        data = store.part_path(shard, c).read_bytes()
+        if records.entry_of_bytes(data) != {k: entry.get(k) for k in ("sha256", "size")}:
+            raise MergeError(f"{store.part_path(shard, c)} changed while merging")
+        store.write_atomic_bytes(store.part_path(out, c), data, fsync=True)
+        records.add(out, {store.part_name(c): dict(entry)})
+
+
 def merge(out: Path, dirs: list[Path]) -> pd.DataFrame:
     from evalharness.analysis.results import run_dataset, task_of_run
 
@@ -140,16 +161,16 @@ def merge(out: Path, dirs: list[Path]) -> pd.DataFrame:
     plan.update(shard_index=0, shard_count=1)
     plan["plan_hash"] = stable_hash(plan)
     plan["merged_from"] = [str(d) for d in dirs]
+    problems = [records.mismatch(first, n, records.entries(first).get(n))
+                for n in COPIED if (first / n).exists()]  # fmt: skip
+    if any(problems):
+        raise MergeError(next(p for p in problems if p))
     files = {n: (first / n).read_text() for n in COPIED if (first / n).exists()}
     try:
         with claim(out, plan, files):
-            (out / "parts").mkdir(exist_ok=True)
+            (out / store.PARTS).mkdir(exist_ok=True)
             for d in dirs:
-                records = store.part_records(d)
-                for c in sorted(records):
-                    if store.part_path(d, c).exists() and c not in store.done_chunks(out):
-                        shutil.copy2(store.part_path(d, c), store.part_path(out, c))
-                        store.append_line(out / "parts" / store.MANIFEST, json.dumps(records[c]))
+                copy_parts(d, out)
             configs = pd.read_csv(out / "configs.csv", dtype=str, keep_default_na=False)
             configs["reference"] = configs["reference"] == "True"
             chunks = shard_chunks(plan["n_samples"], SweepOptions(chunk_size=plan["chunk_size"]))

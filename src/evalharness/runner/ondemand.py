@@ -1,9 +1,14 @@
 """Configs a finished run lacks, planned from what the run recorded and evaluated into
-RUN_DIR/explain/ondemand/<hash>/ (each a one-config run dir of its own, resumable).
+RUN_DIR/explain/ondemand/<hash>/ (each a one-config run dir of its own, resumable), or
+under another folder (`work_dir`, the commands' --out) when the run dir is read-only.
 
 The plan of such a config is built exactly as the sweep's was (config/runplan.py), from the
 run's run_config.yaml narrowed to the one assignment: same model, dataset, calibration
-images, threads; so its rows pair with the run's image by image.
+images, threads; so its rows pair with the run's image by image. That holds only while the
+dataset is the one the run scored: the first plan checks the dataset hash against the run's
+plan.json and refuses (DataChangedError) when the images changed since, before anything is
+evaluated. Two commands needing the same config wait for each other (the claim's lock)
+instead of one failing as busy.
 """
 
 from __future__ import annotations
@@ -21,12 +26,19 @@ from evalharness.rundir.read import run_choices, run_config, run_settings, run_u
 log = logging.getLogger("evalharness")
 
 
+class DataChangedError(ValueError):
+    """The dataset's files are not the ones the run scored: new rows would not pair."""
+
+
 class RunDirConfigs:
     """The ConfigSource (analysis/ondemand.py) of one run dir."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, work_dir: Path | None = None) -> None:
         self.run_dir = Path(run_dir)  # read when first needed: a wrong dir is named by the
         self._spelling = None  # reader of its results, with what is missing
+        # where configs evaluated on demand go (a folder per config)
+        self.work_dir = Path(work_dir) if work_dir else self.run_dir / "explain"
+        self._data_checked = False
 
     def _canonical(self, config: dict[str, str]) -> dict[str, str]:
         if self._spelling is None:
@@ -34,10 +46,26 @@ class RunDirConfigs:
         return self._spelling(config)
 
     def plan(self, config: dict[str, str]) -> RunPlan:
-        return plan_recorded(
+        plan = plan_recorded(
             run_config(self.run_dir), run_choices(self.run_dir), self._canonical(config),
             run_settings(self.run_dir), run_user_dirs(self.run_dir),
         )  # fmt: skip
+        if not self._data_checked:
+            self.check_dataset(plan.dataset.content_hash)
+            self._data_checked = True
+        return plan
+
+    def check_dataset(self, now: str) -> None:
+        """Refuse when the dataset hashes differently from the run's (images edited, added,
+        removed): a config evaluated now would be scored on other images than the run's."""
+        path = self.run_dir / "plan.json"
+        recorded = json.loads(path.read_text()).get("dataset_hash") if path.exists() else None
+        if recorded and recorded != now:
+            raise DataChangedError(
+                f"the dataset changed since {self.run_dir} was run (hash {recorded[:12]}..., "
+                f"now {now[:12]}...): a config evaluated now would be scored on other images; "
+                "restore the data, or run the sweep again into a new hydra.run.dir"
+            )
 
     def spec(self, config: dict[str, str]):
         plan = self.plan(config)
@@ -60,10 +88,17 @@ class RunDirConfigs:
         unique = {json.dumps(c, sort_keys=True): c for c in map(self._canonical, configs)}
         for config in unique.values():
             tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-            sub = self.run_dir / "explain" / "ondemand" / tag
+            sub = self.work_dir / "ondemand" / tag
+            plan = self.plan(config)  # checks the dataset before anything is evaluated
             if not (sub / "summary.csv").exists():
                 log.warning("evaluating missing config on demand: %s", config)
-            execute(self.plan(config), sub)  # a finished one resumes at once
+            try:
+                execute(plan, sub, wait=True)  # a finished one resumes at once
+            except OSError as e:
+                raise ValueError(
+                    f"cannot evaluate {config} on demand into {sub} ({e.strerror or e}); "
+                    "--out DIR evaluates it there"
+                ) from None
             res = RunResults.load(sub)
             res = res.only(res.find(config))
             out = res if out is None else out.merged(res)

@@ -58,11 +58,12 @@ def record_files(plan: RunPlan) -> dict[str, str]:
     return files
 
 
-def execute(plan: RunPlan, run_dir: Path) -> Outcome:
-    """Evaluate the plan into run_dir (resuming what a killed run of the same plan left)."""
+def execute(plan: RunPlan, run_dir: Path, wait: bool = False) -> Outcome:
+    """Evaluate the plan into run_dir (resuming what a killed run of the same plan left);
+    `wait`: wait for another process writing the dir instead of refusing it as busy."""
     run_dir = Path(run_dir)
     check_tracking(plan.tracking)  # a missing tracker is named before any work
-    with claim(run_dir, plan_record(plan), record_files(plan)):
+    with claim(run_dir, plan_record(plan), record_files(plan), wait=wait):
         stats = run_sweep(plan, run_dir)
         summary = finalize(
             run_dir, configs_table(plan), plan_chunks(plan), plan.dataset.content_hash,

@@ -13,23 +13,26 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_BOOTSTRAP = 2000
+# The fewest resamples a user may ask for: a 95% percentile interval takes its ends from the
+# 2.5% tails, which hold 2.5 resamples each at 100 (at 1 the "interval" is one resample and
+# can exclude its own estimate).
+MIN_BOOTSTRAP = 100
 
 
-MIN_BOOTSTRAP = 100  # a 95% percentile interval read off fewer resamples is noise
-
-
-def check_bootstrap(b) -> int:
-    """A resample count people asked for: a whole number >= MIN_BOOTSTRAP, else one line."""
+def check_resamples(b: object) -> int:
+    """A user's bootstrap count, or ValueError in one line."""
     if isinstance(b, bool) or not isinstance(b, int) or b < MIN_BOOTSTRAP:
         raise ValueError(
-            f"--bootstrap must be a whole number >= {MIN_BOOTSTRAP} (the 2.5th and 97.5th "
-            f"percentiles of fewer resamples are noise), got {b!r}"
+            f"bootstrap resamples must be a whole number >= {MIN_BOOTSTRAP} (a 95% interval "
+            f"reads its 2.5% tails; 1000 or more for stable ends), got {b!r}"
         )
     return b
 
 
 def bootstrap_indices(n: int, b: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> np.ndarray:
     """b x n resampled image indices; drawn once and reused so all CIs stay paired."""
+    if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1 or n < 1:
+        raise ValueError(f"bootstrap needs >= 1 resample of >= 1 image, got {b} x {n}")
     return np.random.default_rng(seed).integers(0, n, size=(b, n))
 
 

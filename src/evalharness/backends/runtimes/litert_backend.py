@@ -26,7 +26,7 @@ from evalharness.backends.base import (
     as_float32_outputs,
     dist_version,
 )
-from evalharness.optional import require
+from evalharness.optional import error_line, require
 
 _EXTRA = "litert"
 
@@ -45,7 +45,7 @@ class LiteRtSession:
         try:
             self.interp = interp_mod.Interpreter(model_path=str(path), num_threads=variant.threads)
         except (ValueError, RuntimeError) as e:
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            first = error_line(e)
             raise ValueError(f"LiteRT cannot load {path}: {first}") from None
         details = self.interp.get_input_details()
         if len(details) != 1:

@@ -23,6 +23,7 @@ from evalharness.backends.base import (
 )
 from evalharness.backends.quantize import Timer
 from evalharness.backends.variants import onnx_for_variant
+from evalharness.optional import error_line
 
 # device value -> the execution provider that must run the graph
 PROVIDER = {
@@ -73,7 +74,7 @@ class OrtSession:
         try:
             self.sess = ort.InferenceSession(path, opts, providers=chosen)
         except Exception as e:  # ORT raises its own exception types on a bad model
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            first = error_line(e)
             raise ValueError(
                 f"onnxruntime cannot load {path}: {type(e).__name__}: {first}"
             ) from None

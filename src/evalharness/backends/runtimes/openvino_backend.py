@@ -26,6 +26,7 @@ from evalharness.backends.base import (
 )
 from evalharness.backends.export import export_onnx, with_graph_normalization
 from evalharness.backends.quantize import Timer, quantize_nncf, quantize_ort
+from evalharness.optional import error_line
 from evalharness.preprocess.ppp import add_ppp, cpu_streams
 
 _HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
@@ -161,9 +162,8 @@ class OpenVinoBackend(BaseBackend):
             path = quantize_nncf(path, variant, calibration, cache_dir, timer)
         try:
             model = core.read_model(str(path))
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            raise ValueError(f"OpenVINO cannot read {path}: {first}") from None
+        except RuntimeError as e:  # its first lines say where, the cause comes after
+            raise ValueError(f"OpenVINO cannot read {path}: {error_line(e)}") from None
         note = free_fixed_batch(model)
         resize = variant.option("ppp_resize")
         if variant.placement == "ov_ppp" or resize:
@@ -176,7 +176,12 @@ class OpenVinoBackend(BaseBackend):
             "NUM_STREAMS": streams,
         }
         check_device(core, device)
-        compiled = core.compile_model(model, device, config)
+        try:
+            compiled = core.compile_model(model, device, config)
+        except RuntimeError as e:
+            raise ValueError(
+                f"OpenVINO cannot compile {path} for {device}: {error_line(e)}"
+            ) from None
         session = OpenVinoSession(compiled, (note,) if note else ())
         if variant.precision.startswith("int8"):
             session.precision_ran = "int8"  # the f32 hint covers what int8 ops leave

@@ -32,6 +32,7 @@ from evalharness.data.dataset import (
     IMAGE_SUFFIXES,
     Dataset,
     Sample,
+    allowed_reader,
     register_loader,
     relative_id,
 )
@@ -240,10 +241,12 @@ def load_yolo(cfg: Mapping[str, Any]) -> Dataset:
     if not classes:
         raise ValueError(f"{names_path}: no class names")
     files = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    readable = allowed_reader(root, cfg)
     samples = []
     for i, f in enumerate(files):
         label = (labels / f.relative_to(images)).with_suffix(".txt")
-        size = upright_size(f) if label.exists() else None
+        # the header is read only inside the root (load_dataset refuses the rest)
+        size = upright_size(f) if label.exists() and readable(f) else None
         target, problem = _yolo_target(i + 1, label, size, len(classes))
         samples.append(Sample(i, relative_id(f, root), f, problem=problem, target=target))
     return Dataset(cfg["name"], samples, classes, "", TASK, extra=dict(format="yolo"))
