@@ -48,7 +48,10 @@ exit codes:
   0  done
   1  a gate failed: `compare --fail-on-drop`, `verify` with a failing fp32 export
   2  a mistake in what was asked (unknown option or factor, missing file, impossible
-     combination, a run dir of another sweep): one `error:` line on stderr"""
+     combination, a run dir of another sweep, a tracking server that does not answer):
+     one `error:` line on stderr, nothing written
+  3  the sweep finished and its results are in the run dir, but tracking=mlflow could not
+     log it (the same command with the same hydra.run.dir logs it, recomputing nothing)"""
 
 SWEEP_EXAMPLES = """\
 sweep (Hydra overrides; results/<date>_<time>/ unless hydra.run.dir=DIR):

@@ -117,10 +117,25 @@ def run_and_print(cfg, choices: dict, overrides: list[str], run_dir: Path) -> No
     print_outcome(plan, outcome)
     done = finish(plan, run_dir)
     print(done.findings, end="")
+    print_finished(done, run_dir)
+
+
+def print_finished(done, run_dir: Path) -> None:
+    """The report and tracking lines; a tracker that failed after the sweep is one error
+    line and exit code 3 (TRACKING_FAILED): the results are complete in the run dir."""
+    from evalharness.tracking import TRACKING_FAILED
+
     if done.report:
         print(f"report: {done.report}")
     if done.tracking:
         print(done.tracking)
+    if done.tracking_error:
+        print(
+            f"error: {done.tracking_error}; the results are complete in {run_dir} (the same "
+            "command with the same hydra.run.dir logs them again, recomputing nothing)",
+            file=sys.stderr,
+        )
+        sys.exit(TRACKING_FAILED)
 
 
 def _refuse(line: str) -> None:
