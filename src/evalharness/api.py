@@ -110,11 +110,10 @@ def sweep(overrides: Overrides = None, run_dir: str | Path | None = None) -> Res
     `run_dir` (or a `hydra.run.dir=` override) names the run dir; re-using one resumes it.
     Raises ValueError / FileNotFoundError for what the command line reports as `error:`.
     """
+    from evalharness.config.compose import searchpath_dirs
     from evalharness.config.runplan import plan_for
     from evalharness.runner.finish import finish
     from evalharness.runner.run import execute
-
-    from evalharness.config.compose import searchpath_dirs
 
     args = to_overrides(overrides)
     given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
