@@ -182,3 +182,49 @@ def test_the_readme_command_runs_verbatim(tmp_path, folder):
     summary = pd.read_csv(run / "summary.csv")
     assert summary.backend.tolist() == ["onnxruntime"]
     assert summary.top1.iloc[0] == pytest.approx(TOP1, abs=0.01)
+
+
+def test_a_naming_that_fits_no_file_is_one_refusal(tmp_path, folder):
+    from evalharness.data.dataset import load_dataset
+
+    cfg = {"name": "filename_labels", "kind": "filename_labels", "root": str(folder)}
+    with pytest.raises(
+        ValueError,
+        match=r"dataset.pattern '\(\?P<label>\[a-z\]\+\)_\\d\+\\.jpg' "
+        r"matches no file name in .*\(7 image files, e.g. 'n01440764_0.JPEG'",
+    ):
+        load_dataset({**cfg, "pattern": r"(?P<label>[a-z]+)_\d+\.jpg"})  # fmt: skip
+    other = tmp_path / "other"
+    other.mkdir()
+    _solid(other / "cat_1.jpg", (0, 0, 0))
+    with pytest.raises(ValueError, match="no file name starts with an ImageNet synset"):
+        load_dataset({**cfg, "root": str(other)})
+    with pytest.raises(ValueError, match=f"no image files in {tmp_path / 'empty'}"):
+        (tmp_path / "empty").mkdir()
+        load_dataset({**cfg, "root": str(tmp_path / "empty")})
+
+
+def test_imagenet_images_in_a_subfolder_are_found_and_named(tmp_path):
+    from evalharness.data.dataset import load_dataset
+
+    (tmp_path / "val").mkdir()
+    _solid(tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG", (0, 0, 0))
+    (tmp_path / "val.txt").write_text("ILSVRC2012_val_00000001.JPEG 65\n")
+    (tmp_path / "synset_words.txt").write_text("n01440764 tench\n")
+    cfg = {
+        "name": "imagenet_val",
+        "kind": "imagenet",
+        "root": str(tmp_path),
+        "labels": "val.txt",
+        "images": ".",
+        "synsets": "synset_words.txt",
+        "num_classes": 1000,
+        "missing": "skip",
+    }
+    with pytest.raises(
+        FileNotFoundError,
+        match=f"none of the 1 images val.txt lists is in "
+        f"{tmp_path}; they are in {tmp_path / 'val'}: dataset.images=val",
+    ):
+        load_dataset(cfg)  # fmt: skip
+    assert len(load_dataset({**cfg, "images": "val"}).samples) == 1

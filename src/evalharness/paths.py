@@ -19,12 +19,18 @@ DEFAULT_CACHE = "~/.cache/evalharness"
 HOME_ENV = "EVALHARNESS_HOME"  # what the tool keeps for the user: the MLflow store
 
 
+IS_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file()  # a source checkout, not a wheel
+
+
 def resolve_path(p: str | Path) -> Path:
-    """A config path: absolute, or relative to the cwd, or else to the project root."""
+    """A config path: absolute, or relative to the cwd, or else to a source checkout's root
+    (an installed package has none: a missing path is then named relative to the cwd)."""
     p = Path(str(p)).expanduser()
     if p.is_absolute() or p.exists():
         return p
-    return PROJECT_ROOT / p
+    if IS_CHECKOUT and (PROJECT_ROOT / p).exists():
+        return PROJECT_ROOT / p
+    return p.absolute()
 
 
 def cache_dir() -> Path:

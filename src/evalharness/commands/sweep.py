@@ -219,6 +219,7 @@ def main(argv: list[str]) -> None:
         check_group_choices,
         searchpath_dirs,
         store_for,
+        sweep_factor_overrides,
         user_dirs,
     )
     from evalharness.config.store import CONFIG_PATH_ENV, check_dirs
@@ -239,6 +240,8 @@ def main(argv: list[str]) -> None:
         sys.exit(2)
     for clash in store.clashes():
         print(clash, file=sys.stderr)
+    # Hydra parses sys.argv itself: `sweep.factors.colour=[...]` becomes `++sweep.factors...`
+    sys.argv[1:] = sweep_factor_overrides(sys.argv[1:])
     if not {"-m", "--multirun"} & set(argv):
         _NEW_DIRS[:] = missing_run_dirs(argv, Path.cwd())
         if not any(a.lstrip("+").startswith("hydra.run.dir=") for a in argv):

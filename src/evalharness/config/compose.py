@@ -47,6 +47,20 @@ def user_dirs(extra: Sequence[str | Path] = ()) -> tuple[str, ...]:
     return tuple(dirs)
 
 
+def sweep_factor_overrides(overrides: Sequence[str]) -> list[str]:
+    """`sweep.factors.colour=[rgb,bgr]` adds a factor the sweep file does not list: Hydra
+    would refuse it as a new key (it wants `+`, or `++` when it may exist). The README's
+    spelling is the natural one, so it is given Hydra's `++` (add or replace). Deeper keys
+    (`sweep.factors.resize.limit_side_len`) are left for the error that names the fix."""
+    out = []
+    for arg in overrides:
+        key, eq, _ = arg.partition("=")
+        if eq and key.startswith("sweep.factors.") and key.count(".") == 2:
+            arg = "++" + arg
+        out.append(arg)
+    return out
+
+
 def searchpath_dirs(overrides: Sequence[str]) -> list[str]:
     """The folders of a `hydra.searchpath=[file://DIR,pkg://package.conf]` override: user
     config dirs like `--config-dir`'s (a `pkg://` entry is the installed package's folder)."""
@@ -106,7 +120,8 @@ def compose(overrides: Sequence[str], dirs: Sequence[str | Path] = ()) -> Compos
     check_dirs(found)
     GlobalHydra.instance().clear()
     with composing(found), initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+        given = sweep_factor_overrides(overrides)
+        cfg = hydra_compose("config", overrides=given, return_hydra_config=True)
     choices = dict(cfg.hydra.runtime.choices)
     GlobalHydra.instance().clear()
     return from_hydra(cfg, choices, overrides, found)

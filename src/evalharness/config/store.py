@@ -68,13 +68,17 @@ def check_dirs(dirs: Sequence[str | Path]) -> None:
 
 
 def register_resolvers() -> None:
-    """`${pkgfile:package,path}` in configs: a file shipped inside an installed package."""
+    """`${pkgfile:package,path}` in configs: a file shipped inside an installed package;
+    `${demo_data:NAME}`: a demo dataset, the checkout's or made in the cache on first use."""
     from omegaconf import OmegaConf
 
+    from evalharness.demo.firstuse import demo_root
     from evalharness.paths import package_file
 
     if not OmegaConf.has_resolver("pkgfile"):
         OmegaConf.register_new_resolver("pkgfile", package_file)
+    if not OmegaConf.has_resolver("demo_data"):
+        OmegaConf.register_new_resolver("demo_data", demo_root)
 
 
 @functools.lru_cache(maxsize=1024)
