@@ -58,8 +58,8 @@ sweep (Hydra overrides; results/<date>_<time>/ unless hydra.run.dir=DIR):
   evalharness +sweep=preproc_ablation              the demo's 72 configs
   evalharness backend=openvino norm=ov_ppp         one config
   evalharness +sweep=preproc_ablation report=true tracking=mlflow
-  evalharness dataset=filename_labels dataset.root=/data/val model=onnx_file \\
-      model.weights=/models/resnet50.onnx backend=onnxruntime
+  evalharness model=onnx_file model.weights=/models/resnet50.onnx \\
+      dataset=filename_labels dataset.root=/data/val   your model: its runtime, classes, size
   evalharness -m backend=torch,onnxruntime         one run dir per job"""
 
 
