@@ -41,7 +41,8 @@ say "findings equal the README's"
 
 mkdir -p conf/sweep
 printf 'name: mine\nfactors:\n  resize: [pil_bilinear, cv2_linear]\nexclude: []\n' >conf/sweep/mine.yaml
-"$work/venv/bin/evalharness" --config-dir conf +sweep=mine hydra.run.dir=run_mine >"$work/out2.txt"
+"$work/venv/bin/evalharness" --config-dir conf +sweep=mine hydra.run.dir=run_mine \
+  >"$work/out2.txt" 2>"$work/err2.txt" || { cat "$work/err2.txt"; exit 1; }
 grep -q "2 config(s) x 800 samples" "$work/out2.txt"
 "$work/venv/bin/evalharness" --config-dir conf --help | grep -q "mine\*"
 say "a user sweep from --config-dir runs and --help lists it"
