@@ -1,4 +1,4 @@
-"""tracking=mlflow: one MLflow run per sweep in a local file store, read back with the client."""
+"""tracking=mlflow: one MLflow run per sweep in a SQLite store, read back with a plain client."""
 
 import pandas as pd
 import pytest
@@ -25,17 +25,26 @@ def _sweep(tmp_path, *extra):
     from evalharness.runner.finish import finish
     from evalharness.runner.run import execute
 
-    args = [*SWEEP, f"tracking.uri=file:{tmp_path / 'mlruns'}", *extra]
+    args = [*SWEEP, f"tracking.uri={_uri(tmp_path)}", *extra]
     plan = plan_of(args)
     execute(plan, tmp_path / "run")
     return tmp_path / "run", finish(plan, tmp_path / "run")
 
 
-def _client(tmp_path):
-    pytest.importorskip("mlflow", reason="pip install -e '.[mlflow]'")
-    from evalharness.tracking.mlflow import client_for
+def _uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
 
-    return client_for(f"file:{tmp_path / 'mlruns'}")
+
+def _client(tmp_path, monkeypatch=None):
+    """MlflowClient as a user makes it: no MLFLOW_ALLOW_FILE_STORE, no evalharness code."""
+    pytest.importorskip("mlflow", reason="pip install -e '.[mlflow]'")
+    pytest.importorskip("sqlalchemy", reason="pip install -e '.[mlflow]'")
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+    return MlflowClient(tracking_uri=_uri(tmp_path))
 
 
 def _parent(client, run_dir):
@@ -123,10 +132,10 @@ def test_shards_log_nothing_and_their_merge_logs_the_whole_sweep_once(tmp_path, 
     )
     assert all(done.tracking is None for done in finished)  # a shard is not the sweep
     for i in (0, 1):  # each shard's own store: nothing was logged there
-        assert client_store_empty(tmp_path / f"s{i}" / "mlruns")
+        assert not (tmp_path / f"s{i}" / "store" / "mlflow.db").exists()
     for d in shards:  # the shards' own config names the store the merge logs to
         cfg = OmegaConf.load(d / "run_config.yaml")
-        cfg.tracking.uri = f"file:{tmp_path / 'mlruns'}"
+        cfg.tracking.uri = _uri(tmp_path)
         OmegaConf.save(cfg, d / "run_config.yaml")
     capsys.readouterr()
     merged = tmp_path / "merged"
@@ -138,5 +147,88 @@ def test_shards_log_nothing_and_their_merge_logs_the_whole_sweep_once(tmp_path, 
     assert parent.data.params["n"] == "40"
 
 
-def client_store_empty(store) -> bool:
-    return not store.exists() or not any(store.rglob("meta.yaml"))
+def test_the_store_is_checked_before_the_sweep(tmp_path):
+    """An http store that does not answer, a folder that cannot be made: one line each,
+    within the timeout, before the run dir exists."""
+    import time
+
+    from evalharness.runner.run import execute
+    from evalharness.tracking import UnreachableTrackerError
+
+    start = time.monotonic()
+    with pytest.raises(
+        UnreachableTrackerError,
+        match=r"tracking.uri http://127.0.0.1:9: no "
+        r"MLflow server answers within 2 s .*\(or tracking=none\)",
+    ):
+        check_tracking({"kind": "mlflow", "uri": "http://127.0.0.1:9", "timeout_s": 2})
+    assert time.monotonic() - start < 10
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UnreachableTrackerError, match="cannot create"):
+        check_tracking({"kind": "mlflow", "uri": f"sqlite:///{blocker / 'x' / 'mlflow.db'}"})
+    with pytest.raises(UnreachableTrackerError):
+        execute(plan_of([*SWEEP, "tracking.uri=http://127.0.0.1:9"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_default_store_is_sqlite_in_the_data_folder_never_the_cwd(tmp_path, monkeypatch):
+    from evalharness.tracking.mlflow import artifact_location, store_uri
+
+    monkeypatch.setenv("EVALHARNESS_HOME", str(tmp_path / "home"))
+    uri = store_uri({"kind": "mlflow", "uri": None})
+    assert uri == f"sqlite:///{tmp_path / 'home' / 'mlflow' / 'mlflow.db'}"
+    assert artifact_location(uri) == (tmp_path / "home" / "mlflow" / "mlartifacts").as_uri()
+    monkeypatch.chdir(tmp_path)
+    assert store_uri({"uri": "sqlite:///rel.db"}) == f"sqlite:///{tmp_path / 'rel.db'}"
+
+
+def test_a_failure_after_the_sweep_keeps_the_results_and_says_so(tmp_path, monkeypatch):
+    import evalharness.tracking.mlflow as tracker
+    from evalharness.commands.sweep import print_finished
+    from evalharness.tracking import TRACKING_FAILED
+
+    def down(*a, **k):
+        raise ConnectionError("server went away\nmore")
+
+    monkeypatch.setattr(tracker, "log_run", down)
+    run_dir, done = _sweep(tmp_path)
+    assert done.tracking is None and "could not log the sweep: ConnectionError: server went " \
+        "away" in done.tracking_error  # fmt: skip
+    assert (run_dir / "summary.csv").exists() and done.findings
+    with pytest.raises(SystemExit) as e:
+        print_finished(done, run_dir)
+    assert e.value.code == TRACKING_FAILED == 3
+
+
+@pytest.mark.slow
+def test_the_command_line_logs_to_the_default_store_and_not_the_cwd(tmp_path):
+    """`evalharness ... tracking=mlflow` from an empty folder: the runs are in the SQLite
+    store under EVALHARNESS_HOME, read back by a plain MlflowClient; no mlruns/ in the cwd.
+    An unreachable server is refused in one line, exit 2, nothing written."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("sqlalchemy", reason="pip install -e '.[mlflow]'")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "EVALHARNESS_HOME": str(tmp_path / "home")}
+    env.pop("MLFLOW_ALLOW_FILE_STORE", None)
+    cmd = [sys.executable, "-m", "evalharness", *SWEEP, "hydra.run.dir=run"]
+    r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["run"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'home' / 'mlflow' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("evalharness")
+    runs = client.search_runs([exp.experiment_id], "tags.`evalharness.run_dir` LIKE '%run'")
+    assert len(runs) == 1  # the parent (its children carry no run_dir tag)
+    r = subprocess.run([*cmd[:-1], "hydra.run.dir=run2", "tracking.uri=http://127.0.0.1:9",
+                        "tracking.timeout_s=2"], cwd=work, env=env, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(
+        "error: tracking.uri http://127.0.0.1:9: no MLflow server answers within 2 s"
+    )
+    assert not (work / "run2").exists()

@@ -16,6 +16,7 @@ sweep, case -- get their `+`). This module is the facade: nothing in the package
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 import shutil
@@ -28,6 +29,8 @@ import pandas as pd
 
 from evalharness.analysis.explain import Explanation
 from evalharness.paths import CONF_DIR
+
+log = logging.getLogger("evalharness")
 
 Overrides = list[str] | dict[str, Any] | str | None
 _NEEDS_QUOTES = re.compile(r"[\s,\[\]{}()'\"=]")
@@ -74,11 +77,11 @@ def to_overrides(overrides: Overrides) -> list[str]:
     return [str(o) for o in overrides]
 
 
-def _check(overrides: list[str]) -> None:
+def _check(overrides: list[str], dirs: list[str] = ()) -> None:
     """One readable error for a wrong option name, and for a multirun list (no `-m` here)."""
     from evalharness.config.compose import check_group_choices, store_for, user_dirs
 
-    store = store_for(user_dirs())
+    store = store_for(user_dirs(dirs))
     problem = check_group_choices(overrides, store)
     if problem:
         raise ValueError(problem)
@@ -107,18 +110,22 @@ def sweep(overrides: Overrides = None, run_dir: str | Path | None = None) -> Res
     `run_dir` (or a `hydra.run.dir=` override) names the run dir; re-using one resumes it.
     Raises ValueError / FileNotFoundError for what the command line reports as `error:`.
     """
+    from evalharness.config.compose import searchpath_dirs
     from evalharness.config.runplan import plan_for
     from evalharness.runner.finish import finish
     from evalharness.runner.run import execute
 
     args = to_overrides(overrides)
     given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
+    dirs = searchpath_dirs(args)  # hydra.searchpath=[file://DIR]: the user's config dirs
     args = [a for a in args if not a.startswith("hydra.")]
-    _check(args)
+    _check(args, dirs)
     run_dir = Path(run_dir or (given[-1] if given else default_run_dir()))
-    plan = plan_for(args)
+    plan = plan_for(args, dirs)
     execute(plan, run_dir)
-    finish(plan, run_dir)
+    done = finish(plan, run_dir)
+    if done.tracking_error:  # the results are complete: hand them over, say what failed
+        log.warning("%s; the results are complete in %s", done.tracking_error, run_dir)
     return Results(run_dir)
 
 

@@ -48,30 +48,46 @@ exit codes:
   0  done
   1  a gate failed: `compare --fail-on-drop`, `verify` with a failing fp32 export
   2  a mistake in what was asked (unknown option or factor, missing file, impossible
-     combination, a run dir of another sweep): one `error:` line on stderr"""
+     combination, a run dir of another sweep, a tracking server that does not answer):
+     one `error:` line on stderr, nothing written
+  3  the sweep finished and its results are in the run dir, but tracking=mlflow could not
+     log it (the same command with the same hydra.run.dir logs it, recomputing nothing)"""
 
 SWEEP_EXAMPLES = """\
 sweep (Hydra overrides; results/<date>_<time>/ unless hydra.run.dir=DIR):
   evalharness +sweep=preproc_ablation              the demo's 72 configs
   evalharness backend=openvino norm=ov_ppp         one config
   evalharness +sweep=preproc_ablation report=true tracking=mlflow
-  evalharness dataset=filename_labels dataset.root=/data/val model=onnx_file \\
-      model.weights=/models/resnet50.onnx backend=onnxruntime
+  evalharness model=onnx_file model.weights=/models/resnet50.onnx \\
+      dataset=filename_labels dataset.root=/data/val   your model: its runtime, classes, size
   evalharness -m backend=torch,onnxruntime         one run dir per job"""
 
 
-def _groups() -> str:
+def _groups(dirs: list[str]) -> str:
     from evalharness.config.compose import store_for, user_dirs
 
-    store = store_for(user_dirs())
+    store = store_for(user_dirs(dirs))
     lines = []
     for group in store.groups():
-        text = f"{group}: {', '.join(store.names(group))}"
+        mine = set(store.user_names(group))
+        names = [f"{n}*" if n in mine else n for n in store.names(group)]
+        text = f"{group}: {', '.join(names)}"
         lines += textwrap.wrap(text, 96, initial_indent="  ", subsequent_indent="      ")
-    return "config groups (group=option; `+sweep=` and `+case=` add one):\n" + "\n".join(lines)
+    head = "config groups (group=option; `+sweep=` and `+case=` add one):"
+    if store.user_dirs:
+        where = ", ".join(map(str, store.user_dirs))
+        head += f"\n  * = from your config dirs (first wins): {where}"
+    tail = "".join(f"\n  {c}" for c in store.clashes())
+    return head + "\n" + "\n".join(lines) + tail
 
 
-def help_text() -> str:
+USER_CONFIGS = """\
+your configs (sweep/, model/, dataset/, stack/, ... as in the package's conf/):
+  evalharness --config-dir DIR +sweep=mine        or EVALHARNESS_CONFIG_PATH=DIR1:DIR2
+  a file named like a shipped one replaces it (a line on stderr says which file wins)"""
+
+
+def help_text(dirs: list[str] | None = None) -> str:
     width = max(map(len, COMMANDS))
     commands = "\n".join(f"  {n:<{width}}  {c.summary}" for n, c in COMMANDS.items())
     return (
@@ -79,7 +95,8 @@ def help_text() -> str:
         "       evalharness COMMAND [args]                     (evalharness COMMAND --help)\n\n"
         "Same weights, different numbers: one model through every preprocessing and runtime\n"
         "combination, metrics with intervals, and the factor to blame.\n\n"
-        f"commands:\n{commands}\n\n{SWEEP_EXAMPLES}\n\n{_groups()}\n\n{EXIT_CODES}\n\n"
+        f"commands:\n{commands}\n\n{SWEEP_EXAMPLES}\n\n{USER_CONFIGS}\n\n"
+        f"{_groups(dirs or [])}\n\n{EXIT_CODES}\n\n"
         "Hydra's own options: evalharness --hydra-help; the composed config: evalharness "
         "--cfg job\n"
     )
@@ -131,9 +148,12 @@ def run_command(name: str, argv: list[str]) -> int:
 
 def dispatch(argv: list[str]) -> None:
     """Run a command, the overview help, or (anything else) the sweep."""
+    from evalharness.commands.sweep import config_dir_args, without_config_dirs
+
+    rest = without_config_dirs(argv)  # `--config-dir DIR --help` lists DIR's options too
     first = argv[0] if argv else ""
-    if first in ("-h", "--help", "help"):
-        print(help_text(), end="")
+    if rest[:1] and rest[0] in ("-h", "--help", "help"):
+        print(help_text(config_dir_args(argv)), end="")
         sys.exit(0)
     if first in COMMANDS:
         from evalharness.commands.output import setup_logging

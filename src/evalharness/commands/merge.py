@@ -28,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"merged {len(args.shards)} shard(s) into {args.out}: {len(summary)} configs")
     done = finish_merged(args.out)
     print(done.findings, end="")
-    if done.report:
-        print(f"report: {done.report}")
-    if done.tracking:
-        print(done.tracking)
+    from evalharness.commands.sweep import print_finished
+
+    print_finished(done, args.out)  # exit code 3 when tracking failed after the merge
     return 0

@@ -4,7 +4,6 @@ stage by stage; `--decoders A,B,...`: decoders pair by pair, on pixels and throu
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 EPILOG = """\
@@ -42,9 +41,25 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--decoders", help="comma-separated decoder options: compare them pair by pair")
     ap.add_argument("--pixels-only", action="store_true", help="--decoders: skip the model part")
     ap.add_argument(
-        "--out", type=Path, help="where to write the CSVs (--decoders: default a temp folder)"
+        "--out",
+        type=Path,
+        help="folder for the CSVs: two pipelines write parity.csv there (or to OUT itself when "
+        "it ends in .csv; none without --out), --decoders its CSVs and run/ (default "
+        "results/parity_<date>_<time>)",
     )
     return ap
+
+
+def default_out() -> Path:
+    """results/parity_<date>_<time> beside the sweeps' run dirs (a second one in the same
+    second gets a suffix): kept, unlike a temp folder, and found where runs are."""
+    from datetime import datetime
+
+    base = Path("results") / datetime.now().strftime("parity_%Y-%m-%d_%H-%M-%S")
+    path, k = base, 1
+    while path.exists():
+        path, k = Path(f"{base}_{k}"), k + 1
+    return path
 
 
 def _decoders(args) -> int:
@@ -52,7 +67,7 @@ def _decoders(args) -> int:
 
     names = [n for n in args.decoders.split(",") if n]
     overrides = [*args.overrides, *([f"dataset.limit={args.n}"] if args.n else [])]
-    out = args.out or Path(tempfile.mkdtemp(prefix="parity-decoders-"))
+    out = args.out or default_out()
     out.mkdir(parents=True, exist_ok=True)
     report = decoder_parity(overrides, names, out, args.pixels_only)
     report.files.to_csv(out / "pixel_files.csv", index=False)
@@ -98,5 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     if report.outputs:
         print("\n".join(report.outputs))
     if args.out:
-        report.table.to_csv(args.out, index=False)
+        path = args.out if args.out.suffix == ".csv" else args.out / "parity.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report.table.to_csv(path, index=False)
+        print(f"table: {path}")
     return 0

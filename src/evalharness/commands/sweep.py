@@ -19,7 +19,7 @@ _NEW_DIRS: list[Path] = []
 DEFAULT_RUN_PARENT = "results"  # hydra.run.dir's default is results/<time> (conf/config.yaml)
 _DEFAULT_PARENT: list[Path | None] = [None]  # set when the command did not name hydra.run.dir
 _APP_STARTED: list[bool] = [False]  # composition is over once the job function runs
-_USER_DIRS: list[str] = []  # --config-dir DIRs of this command line
+_USER_DIRS: list[str] = []  # --config-dir / hydra.searchpath DIRs, then EVALHARNESS_CONFIG_PATH
 
 
 def config_dir_args(argv: list[str]) -> list[str]:
@@ -30,6 +30,19 @@ def config_dir_args(argv: list[str]) -> list[str]:
             out.append(argv[i + 1])
         elif arg.startswith("--config-dir="):
             out.append(arg.split("=", 1)[1])
+    return out
+
+
+def without_config_dirs(argv: list[str]) -> list[str]:
+    """argv less its `--config-dir DIR` options (to find the first real word)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--config-dir", "-cd"):
+            skip = True
+        elif not arg.startswith("--config-dir="):
+            out.append(arg)
     return out
 
 
@@ -108,10 +121,25 @@ def run_and_print(cfg, choices: dict, overrides: list[str], run_dir: Path) -> No
     except user_errors() as e:  # the tables are written; what came after is said in one line
         _refuse(f"error: {error_line(e, 1000)}")
     print(done.findings, end="")
+    print_finished(done, run_dir)
+
+
+def print_finished(done, run_dir: Path) -> None:
+    """The report and tracking lines; a tracker that failed after the sweep is one error
+    line and exit code 3 (TRACKING_FAILED): the results are complete in the run dir."""
+    from evalharness.tracking import TRACKING_FAILED
+
     if done.report:
         print(f"report: {done.report}")
     if done.tracking:
         print(done.tracking)
+    if done.tracking_error:
+        print(
+            f"error: {done.tracking_error}; the results are complete in {run_dir} (the same "
+            "command with the same hydra.run.dir logs them again, recomputing nothing)",
+            file=sys.stderr,
+        )
+        sys.exit(TRACKING_FAILED)
 
 
 def _refuse(line: str) -> None:
@@ -191,14 +219,33 @@ def composition_error_line(exc: BaseException) -> str:
 def main(argv: list[str]) -> None:
     """The sweep: check the group options, then Hydra's app (a run, or a multirun)."""
     from evalharness.commands.output import setup_logging
-    from evalharness.config.compose import check_group_choices, store_for, user_dirs
+    from evalharness.config.compose import (
+        check_group_choices,
+        searchpath_dirs,
+        store_for,
+        sweep_factor_overrides,
+        user_dirs,
+    )
+    from evalharness.config.store import CONFIG_PATH_ENV, check_dirs
 
     setup_logging()
-    _USER_DIRS[:] = user_dirs(config_dir_args(argv))
-    problem = check_group_choices(argv, store_for(_USER_DIRS))
+    _USER_DIRS[:] = user_dirs([*config_dir_args(argv), *searchpath_dirs(argv)])
+    try:
+        check_dirs(_USER_DIRS)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    # Hydra's search-path plugin (and launcher subprocesses) read the dirs from here
+    os.environ[CONFIG_PATH_ENV] = os.pathsep.join(_USER_DIRS)
+    store = store_for(_USER_DIRS)
+    problem = check_group_choices(argv, store)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
+    for clash in store.clashes():
+        print(clash, file=sys.stderr)
+    # Hydra parses sys.argv itself: `sweep.factors.colour=[...]` becomes `++sweep.factors...`
+    sys.argv[1:] = sweep_factor_overrides(sys.argv[1:])
     if not {"-m", "--multirun"} & set(argv):
         _NEW_DIRS[:] = missing_run_dirs(argv, Path.cwd())
         if not any(a.lstrip("+").startswith("hydra.run.dir=") for a in argv):

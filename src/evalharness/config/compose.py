@@ -6,8 +6,10 @@ Hydra's compose API (`compose`). Either way the result is a `Composed`: the reso
 as plain dicts and lists, the option chosen for each config group, and the overrides that
 chose them. config/runplan.py turns it into the RunPlan; nothing below sees a DictConfig.
 
-The config search path is the package's configs plus the user's config dirs (first wins):
-`--config-dir DIR` on the command line and EVALHARNESS_CONFIG_PATH (os.pathsep separated).
+The config search path is the user's config dirs, then the package's configs (first wins):
+`--config-dir DIR` and `hydra.searchpath=[file://DIR]` on the command line and
+EVALHARNESS_CONFIG_PATH (os.pathsep separated); config/store.py says how Hydra is made to
+agree on that order.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalharness.config.store import OptionStore, env_config_dirs, register_resolvers
+from evalharness.config.store import (
+    OptionStore,
+    check_dirs,
+    composing,
+    env_config_dirs,
+    register_resolvers,
+)
 from evalharness.paths import CONF_DIR
 from evalharness.registry import FACTORS, unknown_choice_message
 
@@ -37,6 +45,45 @@ def user_dirs(extra: Sequence[str | Path] = ()) -> tuple[str, ...]:
     dirs = [str(Path(d).expanduser().absolute()) for d in extra]
     dirs += [str(d) for d in env_config_dirs() if str(d) not in dirs]
     return tuple(dirs)
+
+
+def sweep_factor_overrides(overrides: Sequence[str]) -> list[str]:
+    """`sweep.factors.colour=[rgb,bgr]` adds a factor the sweep file does not list: Hydra
+    would refuse it as a new key (it wants `+`, or `++` when it may exist). The README's
+    spelling is the natural one, so it is given Hydra's `++` (add or replace). Deeper keys
+    (`sweep.factors.resize.limit_side_len`) are left for the error that names the fix."""
+    out = []
+    for arg in overrides:
+        key, eq, _ = arg.partition("=")
+        if eq and key.startswith("sweep.factors.") and key.count(".") == 2:
+            arg = "++" + arg
+        out.append(arg)
+    return out
+
+
+def searchpath_dirs(overrides: Sequence[str]) -> list[str]:
+    """The folders of a `hydra.searchpath=[file://DIR,pkg://package.conf]` override: user
+    config dirs like `--config-dir`'s (a `pkg://` entry is the installed package's folder)."""
+    import importlib.util
+
+    out: list[str] = []
+    for arg in overrides:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key != "hydra.searchpath":
+            continue
+        for entry in value.strip("[]").split(","):
+            entry = entry.strip().strip("'\"")
+            if entry.startswith("file://"):
+                out.append(entry[len("file://") :])
+            elif entry.startswith("pkg://"):
+                package, _, sub = entry[len("pkg://") :].partition("/")
+                spec = importlib.util.find_spec(package.replace("/", "."))
+                if spec is not None and spec.submodule_search_locations:
+                    base = Path(next(iter(spec.submodule_search_locations)))
+                    out.append(str(base / sub))
+            elif entry:
+                out.append(entry)
+    return out
 
 
 def store_for(dirs: Sequence[str | Path] = ()) -> OptionStore:
@@ -69,11 +116,12 @@ def compose(overrides: Sequence[str], dirs: Sequence[str | Path] = ()) -> Compos
     from hydra.core.global_hydra import GlobalHydra
 
     register_resolvers()
-    found = user_dirs(dirs)
-    search = [f"hydra.searchpath=[{','.join('file://' + d for d in found)}]"] if found else []
+    found = user_dirs([*dirs, *searchpath_dirs(overrides)])
+    check_dirs(found)
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=[*search, *overrides], return_hydra_config=True)
+    with composing(found), initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        given = sweep_factor_overrides(overrides)
+        cfg = hydra_compose("config", overrides=given, return_hydra_config=True)
     choices = dict(cfg.hydra.runtime.choices)
     GlobalHydra.instance().clear()
     return from_hydra(cfg, choices, overrides, found)

@@ -30,6 +30,7 @@ from evalharness.backends.base import BACKENDS, ModelVariant
 from evalharness.backends.quantize import check_precision_settings
 from evalharness.config import stacks
 from evalharness.config.store import OptionStore
+from evalharness.models.fileinfo import OWN_RUNTIME
 from evalharness.models.source import ModelSpec
 from evalharness.preprocess.colour import ColourSpec, HostNormSpec
 from evalharness.preprocess.decode import DECODERS, DecodeSpec
@@ -118,6 +119,16 @@ def _runtime_missing(what: str, requires, extra: str) -> str | None:
     return None
 
 
+def _source_refused(source: str, backend: str) -> str:
+    """`a onnx model cannot run on torch`, and the setting that fixes it."""
+    runs = [n for n, cls in BACKENDS.items() if source in cls.capabilities.sources]
+    own = OWN_RUNTIME.get(source)
+    fix = f"backend={own}" if own else f"backend={runs[0]}" if runs else ""
+    also = f" (runs on {', '.join(runs)})" if runs else ""
+    return f"a {source} model cannot run on {backend}: set {fix}{also}" if fix else (
+        f"a {source} model cannot run on {backend}")  # fmt: skip
+
+
 def _backend_problem(options: dict[str, Option], model: ModelSpec) -> str | None:
     """Why the backend cannot run this variant: its declared capabilities and rules."""
     name = options["backend"]["name"]
@@ -127,7 +138,7 @@ def _backend_problem(options: dict[str, Option], model: ModelSpec) -> str | None
     precision = options["precision"]["name"]
     device = options["device"]["name"]
     checks = [
-        (model.source in caps.sources, f"a {model.source} model cannot run on {name}"),
+        (model.source in caps.sources, _source_refused(model.source, name)),
         (placement in caps.placements, f"norm '{placement}' is not available on {name}"),
         (
             precision in caps.precisions,
@@ -417,6 +428,9 @@ class Planner:
         ref = {str(k): str(v) for k, v in (self.card.get("reference") or {}).items()}
         for f, v in REFERENCE_DEFAULTS.items():
             ref.setdefault(f, v)
+        own = OWN_RUNTIME.get(self.model.source)
+        if "backend" not in ref and own in BACKENDS.names():
+            ref["backend"] = own  # a model file's own runtime (an ONNX file: onnxruntime)
         if "backend" not in ref:
             ranked = sorted(BACKENDS.items(), key=lambda kv: kv[1].capabilities.reference_rank)
             for name, cls in ranked:

@@ -22,6 +22,7 @@ from typing import Any
 
 from evalharness.backends.quantize import check_precision_settings
 from evalharness.config import stacks
+from evalharness.config.card import resolve_model
 from evalharness.config.compose import Composed, compose, factor_choices, store_for
 from evalharness.config.memory import fit_chunk
 from evalharness.config.options import SweepOptions, positive_int, sweep_options
@@ -29,6 +30,7 @@ from evalharness.config.plan import NOT_SET, Planner, RunSpec, SweepSpec, explic
 from evalharness.config.store import OptionStore
 from evalharness.data.calibration import calibration_key, choose, hold_out
 from evalharness.data.dataset import Dataset, Sample, load_dataset
+from evalharness.models.fileinfo import OWN_RUNTIME
 from evalharness.models.source import ModelSpec
 from evalharness.registry import FACTORS
 from evalharness.tasks.base import Task, get_task
@@ -90,6 +92,7 @@ def build_plan(composed: Composed, explicit: set[str] | None = None) -> RunPlan:
     cfg = copy.deepcopy(dict(composed.config))
     store = store_for(composed.user_dirs)
     explicit = explicit_factors(list(composed.overrides)) if explicit is None else explicit
+    cfg["model"], model_notes = resolve_model(cfg["model"], composed.overrides)
     choices, options, stack = _base(cfg, factor_choices(composed), explicit, store)
     cfg.update(options)  # the record holds the options that ran, card and stack applied
     threads = positive_int("threads", cfg["threads"])
@@ -127,7 +130,7 @@ def build_plan(composed: Composed, explicit: set[str] | None = None) -> RunPlan:
         choices=choices,
         config=cfg,
         calibration=calibration,
-        notes=tuple(skipped) + ((chunk_note,) if chunk_note else ()),
+        notes=(*model_notes, *skipped, *((chunk_note,) if chunk_note else ())),
         user_dirs=composed.user_dirs,
     )
 
@@ -150,6 +153,18 @@ def _base(cfg: dict, choices: dict[str, str], explicit: set[str], store: OptionS
         if factor in FACTORS and factor not in explicit and choices.get(factor) != str(name):
             options[factor] = store.load(factor, str(name))
             choices[factor] = str(name)
+    # A model file runs on its own runtime unless the command line, a stack or the card
+    # says otherwise (an ONNX file on onnxruntime, an IR on OpenVINO, ...): the defaults'
+    # torch cannot run it at all.
+    own = OWN_RUNTIME.get(str(cfg["model"].get("source", "torch")))
+    if (
+        own
+        and "backend" not in explicit
+        and "backend" not in reference
+        and own != choices["backend"]
+    ):
+        options["backend"] = store.load("backend", own)
+        choices["backend"] = own
     return choices, options, stack
 
 

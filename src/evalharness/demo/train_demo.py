@@ -1,6 +1,7 @@
 """Train the demo CNN on a generated training split (never the demo eval images).
 
-`python -m evalharness.demo.train_demo` writes models/demo_cnn.pt (a state dict). Inputs go
+`python -m evalharness.demo.train_demo` writes src/evalharness/demo/models/demo_cnn.pt (a state
+dict, shipped in the package). Inputs go
 through the model card's reference pipeline -- the same stage code the harness evaluates
 with -- so the model is tuned to that preprocessing the way real models are tuned to theirs.
 """
@@ -86,7 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=6000)
     ap.add_argument("--epochs", type=int, default=14)
-    ap.add_argument("--out", type=Path, default=Path("models/demo_cnn.pt"))
+    ap.add_argument("--out", type=Path, default=Path("src/evalharness/demo/models/demo_cnn.pt"))
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = train(args.n, args.epochs)

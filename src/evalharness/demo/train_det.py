@@ -1,6 +1,7 @@
 """Train the demo detector on a generated training split (never the demo_det eval images).
 
-`python -m evalharness.demo.train_det` writes models/tiny_det.pt (a state dict). Inputs go
+`python -m evalharness.demo.train_det` writes src/evalharness/demo/models/tiny_det.pt (a state
+dict, shipped in the package). Inputs go
 through the model card's reference pipeline (Pillow decode, bilinear letterbox to 128,
 RGB, ImageNet mean/std) with the same stage code the harness evaluates with, and the
 boxes go into model pixels through the Geometry that pipeline recorded.
@@ -166,7 +167,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--out", type=Path, default=Path("models/tiny_det.pt"))
+    ap.add_argument("--out", type=Path, default=Path("src/evalharness/demo/models/tiny_det.pt"))
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = train(args.n, args.epochs)

@@ -102,6 +102,8 @@ class ModelSpec:
     # the input blob/tensor a file model is fed through ("" = read it from the file)
     input_name: str = ""
     builder_cfg: Any = field(default=None, compare=False, hash=False, repr=False)
+    # where num_classes came from, for messages: "" (the config) or "read from m.onnx"
+    num_classes_from: str = field(default="", compare=False, hash=False, repr=False)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ModelSpec:
@@ -144,6 +146,7 @@ class ModelSpec:
             postprocess=post,
             input_name=str(cfg.get("input_name") or ""),
             builder_cfg=builder,
+            num_classes_from=str(cfg.get("num_classes_from") or ""),
         )
 
     @property

@@ -17,6 +17,7 @@ class Finished:
     findings: str = ""
     report: Path | None = None
     tracking: str | None = None
+    tracking_error: str | None = None  # logging failed after the sweep; results are on disk
 
 
 def finish(plan: RunPlan, run_dir: Path, findings: bool = True) -> Finished:
@@ -29,18 +30,23 @@ def finish(plan: RunPlan, run_dir: Path, findings: bool = True) -> Finished:
         from evalharness.analysis.findings import write_findings
 
         out.findings = write_findings(run_dir, configs, dataset=plan.dataset)
-    out.report, out.tracking = report_and_track(run_dir, plan.config, configs)
+    out.report, out.tracking, out.tracking_error = report_and_track(run_dir, plan.config, configs)
     return out
 
 
-def report_and_track(run_dir: Path, config, configs) -> tuple[Path | None, str | None]:
-    """report=true writes report.html; tracking=mlflow logs the sweep (merge does the same)."""
+def report_and_track(run_dir: Path, config, configs):
+    """report=true writes report.html; tracking=mlflow logs the sweep (merge does the same).
+    (report path, tracking line, tracking error): a tracker that fails after the sweep
+    leaves the results as they are and says why."""
     report = None
     if config.get("report"):
         from evalharness.report.build import write_report
 
         report = write_report(run_dir, configs)
-    from evalharness.tracking import log_sweep
+    from evalharness.tracking import TrackingError, UnreachableTrackerError, log_sweep
 
     sweep = (config.get("sweep") or {}).get("name")
-    return report, log_sweep(config.get("tracking"), run_dir, sweep)
+    try:
+        return report, log_sweep(config.get("tracking"), run_dir, sweep), None
+    except (TrackingError, UnreachableTrackerError) as e:
+        return report, None, str(e)

@@ -193,5 +193,7 @@ def finish_merged(out: Path):
 
     done = Finished(findings=write_findings(out))
     if (out / "run_config.yaml").exists():
-        done.report, done.tracking = report_and_track(out, run_config(out), NoConfigs())
+        done.report, done.tracking, done.tracking_error = report_and_track(
+            out, run_config(out), NoConfigs()
+        )
     return done

@@ -56,10 +56,15 @@ class Classification(Task):
     ]
 
     def check_dataset(self, dataset: Any, model: Any) -> None:
-        if model.num_classes is not None and model.num_classes != len(dataset.classes):
+        k, n = model.num_classes, len(dataset.classes)
+        if k is not None and k != n:
+            whence = (
+                f" ({model.num_classes_from})" if getattr(model, "num_classes_from", "") else ""
+            )
             raise ValueError(
-                f"model '{model.name}' has {model.num_classes} classes, dataset "
-                f"'{dataset.name}' has {len(dataset.classes)}"
+                f"model '{model.name}' has {k} classes{whence}, dataset '{dataset.name}' has "
+                f"{n}: give the dataset the model's {k} class names in its index order "
+                f"(dataset.classes=FILE), or set model.num_classes={n} if the model has {n}"
             )
 
     def check_outputs(self, outputs: dict[str, np.ndarray], model: Any, dataset: Any) -> None:
@@ -67,8 +72,9 @@ class Classification(Task):
         n = len(dataset.classes)
         if out.ndim != 2 or out.shape[1] != n:
             raise ValueError(
-                f"model '{model.name}' outputs shape {tuple(out.shape)}, "
-                f"but dataset has {n} classes"
+                f"model '{model.name}' outputs shape {tuple(out.shape)}, but dataset has {n} "
+                "classes (dataset.classes=FILE names the model's classes in its index order; "
+                "model.outputs.logits=NAME picks another output)"
             )
 
     def predict(

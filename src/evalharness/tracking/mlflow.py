@@ -13,9 +13,10 @@ Layout in MLflow (what a reader of the UI finds):
   place to read them: summary.csv (the artifact) is the per-config table.
 
 Uses MlflowClient directly (no global active run), so logging never leaks into a user's own
-MLflow session. mlflow-skinny's default store is SQLite through SQLAlchemy, which it does
-not ship: a `file:` URI is the default here, and MLflow 3's maintenance-mode check of file
-stores is opted out of (MLFLOW_ALLOW_FILE_STORE) for that URI only.
+MLflow session. The default store is SQLite in the user's data folder (paths.data_dir()), the
+store MLflow itself recommends since file stores went into maintenance mode; a plain
+MlflowClient reads it back with no flag. Artifacts go beside the database (mlartifacts/),
+never into the working directory, where MLflow would put them by default.
 """
 
 from __future__ import annotations
@@ -42,20 +43,85 @@ class Logged:
     children: int
 
 
+SQLITE = "sqlite:///"
+# MLflow retries an unreachable server for minutes by default; a sweep's logging should fail
+# in seconds (the results are on disk and a re-run logs them again).
+HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
+def default_uri() -> str:
+    """sqlite:///<data dir>/mlflow/mlflow.db (paths.data_dir: never the working directory)."""
+    from evalharness.paths import data_dir
+
+    return SQLITE + str((data_dir() / "mlflow" / "mlflow.db").absolute())
+
+
+def store_uri(settings: Any) -> str:
+    """The configured store, made absolute (`file:./mlruns` must not move with the cwd)."""
+    return resolve_uri(str((settings or {}).get("uri") or default_uri()))
+
+
 def resolve_uri(uri: str) -> str:
-    """`file:./mlruns` -> an absolute file URI (the store must not move with the cwd)."""
     if uri.startswith("file:") and not uri.startswith("file://"):
         return Path(uri[len("file:") :]).expanduser().resolve().as_uri()
+    if uri.startswith(SQLITE) and not uri.startswith(SQLITE + "/"):  # sqlite:///rel.db
+        return SQLITE + str(Path(uri[len(SQLITE) :]).expanduser().absolute())
     return uri
 
 
+def _local_folder(uri: str) -> Path | None:
+    """The folder a local store lives in (the SQLite file's, the file store's)."""
+    if uri.startswith(SQLITE):
+        return Path(uri[len(SQLITE) :]).parent
+    if uri.startswith("file://"):
+        return Path(uri[len("file://") :])
+    return None
+
+
+def check_store(uri: str, timeout_s: float = 5.0) -> str | None:
+    """Why the store cannot be used, or None: an http(s) server that does not answer within
+    timeout_s, a local folder that cannot be created or written."""
+    if uri.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()
+        except urllib.error.HTTPError:
+            return None  # it answered: a server is there (auth, an old version, ...)
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            return f"no MLflow server answers within {timeout_s:g} s ({reason})"
+        return None
+    folder = _local_folder(uri)
+    if folder is None:
+        return None  # databricks, another database: MLflow checks it when it logs
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"cannot create {folder} ({e.strerror or e})"
+    if not os.access(folder, os.W_OK):
+        return f"cannot write to {folder}"
+    return None
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts beside a local store (MLflow's default is ./mlartifacts in the cwd)."""
+    folder = _local_folder(uri)
+    if folder is None or uri.startswith("file://"):
+        return None  # a server or a file store: it decides
+    return (folder / "mlartifacts").as_uri()
+
+
 def client_for(uri: str):
-    """An MlflowClient on this URI (a `file:` store allowed: see the module docstring)."""
+    """An MlflowClient on this URI; a `file:` store (asked for explicitly) is opted into."""
     from mlflow.tracking import MlflowClient
 
     uri = resolve_uri(uri)
     if uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    for key, value in HTTP_ENV.items():
+        os.environ.setdefault(key, value)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -89,9 +155,11 @@ def _batches(client, run_id: str, params: dict[str, str], metrics: dict[str, flo
         client.log_batch(run_id, metrics=m[i : i + BATCH], params=p[i : i + BATCH])
 
 
-def _experiment_id(client, name: str) -> str:
+def _experiment_id(client, name: str, uri: str) -> str:
     found = client.get_experiment_by_name(name)
-    return found.experiment_id if found is not None else client.create_experiment(name)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location(uri))
 
 
 def _parent(summary: pd.DataFrame, factors: list[str], metric: str, sweep: str | None):
@@ -141,10 +209,10 @@ def log_run(run_dir: Path, settings: Any, sweep_name: str | None = None) -> Logg
     """Log the finished run dir; returns where it went."""
     from evalharness.analysis.results import task_of_run
 
-    uri = resolve_uri(str(settings.get("uri") or "file:./mlruns"))
+    uri = store_uri(settings)
     client = client_for(uri)
     experiment = str(settings.get("experiment") or "evalharness")
-    exp_id = _experiment_id(client, experiment)
+    exp_id = _experiment_id(client, experiment, uri)
     run_dir = Path(run_dir).resolve()
     summary, factors = _summary(run_dir)
     task = task_of_run(run_dir)

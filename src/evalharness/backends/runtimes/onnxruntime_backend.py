@@ -86,6 +86,10 @@ class OrtSession:
             )
         meta = self.sess.get_inputs()[0]
         shape = tuple(d if isinstance(d, int) else None for d in meta.shape)
+        # A TF-born graph takes NHWC: the host sends NCHW, the session transposes (as LiteRT's)
+        self.nhwc = len(shape) == 4 and shape[3] in (1, 3) and shape[1] not in (1, 3)
+        if self.nhwc:
+            shape = (shape[0], shape[3], shape[1], shape[2])
         self.input = IOInfo(meta.name, shape)
         self.output_names = [o.name for o in self.sess.get_outputs()]
         self.precision_ran = "int8" if variant.precision.startswith("int8") else variant.precision
@@ -93,9 +97,12 @@ class OrtSession:
         self.build_seconds = 0.0
         if self.input.fixed_batch:
             self.notes = (f"fixed batch {self.input.fixed_batch}: run that many at a time",)
+        if self.nhwc:
+            self.notes += ("NHWC model: the session transposes the host's NCHW batch",)
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        outs = self.sess.run(None, {self.input.name: batch})
+        x = np.ascontiguousarray(batch.transpose(0, 2, 3, 1)) if self.nhwc else batch
+        outs = self.sess.run(None, {self.input.name: x})
         return as_float32_outputs(self.output_names, outs)
 
 

@@ -178,4 +178,21 @@ def load_imagenet(cfg: Mapping[str, Any]) -> Dataset:
         else:
             label, problem = -1, f"unknown class '{token}'"
         samples.append(Sample(len(samples), relative_id(path, root), path, label, problem))
+    if not samples:
+        raise FileNotFoundError(_where_are_the_images(cfg, labels_path, images))
     return Dataset(cfg["name"], samples, names, "")
+
+
+def _where_are_the_images(cfg: Mapping[str, Any], labels_path: Path, images: Path) -> str:
+    """None of the label file's images is where it was looked for: say where, and the
+    subfolder that has them when there is one (images in val/ under the root)."""
+    listed = [f for f, _ in parse_imagenet_labels(labels_path)]
+    head = (f"dataset '{cfg['name']}': none of the {len(listed)} images {labels_path.name} "
+            f"lists is in {images}")  # fmt: skip
+    if not listed:
+        return f"dataset '{cfg['name']}': {labels_path} lists no images"
+    for sub in sorted(p for p in images.rglob("*") if p.is_dir()):
+        if (sub / listed[0]).exists():
+            rel = sub.relative_to(resolve_path(cfg["root"])).as_posix()
+            return f"{head}; they are in {sub}: dataset.images={rel}"
+    return f"{head} (e.g. {listed[0]}); dataset.images=SUBFOLDER names where they are"

@@ -77,8 +77,16 @@ def _pattern(text: str) -> re.Pattern:
     return pattern
 
 
+def _none_fit(files: list[Path], root: Path, what: str) -> ValueError:
+    """A naming that fits no file at all is the settings' mistake, not N error rows."""
+    example = ", ".join(repr(f.name) for f in files[:2])
+    return ValueError(f"{what} in {root} ({len(files)} image files, e.g. {example})")
+
+
 def _pattern_samples(files: list[Path], root: Path, pattern, classes) -> tuple[list, list]:
     found = [pattern.fullmatch(f.name) for f in files]
+    if files and not any(found):
+        raise _none_fit(files, root, f"dataset.pattern '{pattern.pattern}' matches no file name")
     if classes is None:
         classes = sorted({m.group("label") for m in found if m is not None})
         log.warning(
@@ -107,6 +115,9 @@ def load_filename_labels(cfg: Mapping[str, Any]) -> Dataset:
     if not root.is_dir():
         raise FileNotFoundError(f"dataset '{cfg['name']}': folder not found: {root}")
     files = _files(root, bool(cfg.get("recursive", False)))
+    if not files:
+        sub = " (its subfolders too: dataset.recursive=true)" if not cfg.get("recursive") else ""
+        raise ValueError(f"dataset '{cfg['name']}': no image files in {root}{sub}")
     if cfg.get("pattern"):
         classes = None
         if cfg.get("classes"):
@@ -120,4 +131,7 @@ def load_filename_labels(cfg: Mapping[str, Any]) -> Dataset:
     if not synsets.exists():
         raise FileNotFoundError(f"dataset '{cfg['name']}': synset list not found: {synsets}")
     wnids, names = read_synsets(synsets)
+    if not any(SYNSET_PREFIX.match(f.name) for f in files):
+        raise _none_fit(files, root, "no file name starts with an ImageNet synset (n01440764_...);"
+                        " another naming needs dataset.pattern='(?P<label>...)...'")  # fmt: skip
     return Dataset(cfg["name"], _synset_samples(files, root, wnids), names, "")

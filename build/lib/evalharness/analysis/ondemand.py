@@ -1,0 +1,44 @@
+"""What analysis asks of the configs a run lacks: passed in, never imported.
+
+explain, findings and the report sometimes need a config the sweep did not evaluate (a
+Shapley coalition, A itself, the model view of a config in the gallery). Evaluating one is
+the runner's job (it plans and runs the engine), which sits above analysis; so the runner
+hands analysis an object with this shape (runner/ondemand.py::RunDirConfigs). `NoConfigs`
+is the one that evaluates nothing (merge: no backend loaded; a read-only look).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from evalharness.analysis.results import RunResults
+
+
+class ConfigSource(Protocol):
+    def evaluate(self, configs: list[dict[str, str]]) -> RunResults | None:
+        """The configs' results on the run's samples (None when there is nothing to run)."""
+
+    def problem(self, config: dict[str, str]) -> str | None:
+        """Why the config cannot run at all (from the declarations), or None."""
+
+    def spec(self, config: dict[str, str]) -> Any:
+        """The config's RunSpec (its host pipeline and variant)."""
+
+
+class NoConfigs:
+    """Evaluates nothing: a coalition the run lacks stays missing (said where it matters)."""
+
+    def evaluate(self, configs: list[dict[str, str]]) -> RunResults | None:
+        if configs:
+            raise ValueError(
+                f"{len(configs)} config(s) the run lacks would have to be evaluated; this "
+                "command evaluates none"
+            )
+        return None
+
+    def problem(self, config: dict[str, str]) -> str | None:
+        return None
+
+    def spec(self, config: dict[str, str]) -> Any:
+        raise ValueError("this command plans no config")

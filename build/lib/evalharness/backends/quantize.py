@@ -1,0 +1,155 @@
+"""Int8 post-training quantization, as derived models in the cache.
+
+- `int8_ort`: onnxruntime.quantization.quantize_static, QDQ format, per-channel int8 weights,
+  uint8 activations, calibration method minmax / entropy / percentile. The QDQ ONNX runs on
+  onnxruntime and on OpenVINO (which reads QDQ as int8).
+- `int8_nncf`: NNCF post-training quantization of the OpenVINO model (preset performance /
+  mixed), saved as an IR.
+Both are keyed by the source model's content hash, the calibration set (image ids and
+contents), the variant's preprocessing chain and every setting and library version, so a
+second identical run reuses the file (quantize seconds 0 in stats.json) and a change of any
+of them quantizes anew. Calibration tensors come from engine/calibration.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from evalharness.backends.base import ModelVariant
+from evalharness.backends.derived import derived_dir, derived_file
+from evalharness.hashing import file_sha256
+from evalharness.optional import require
+
+ORT_METHODS = ("minmax", "entropy", "percentile")
+NNCF_PRESETS = ("performance", "mixed")
+SETTING_CHOICES = {  # checked at planning, before a run dir is claimed
+    "int8_ort": {"calibration_method": ORT_METHODS},
+    "int8_nncf": {"preset": NNCF_PRESETS},
+}
+
+
+def check_precision_settings(precision: str, settings) -> None:
+    """A quantizer setting outside what the quantizer offers: one line, before any work."""
+    for key, allowed in SETTING_CHOICES.get(precision, {}).items():
+        value = settings.get(key)
+        if value is not None and str(value) not in allowed:
+            raise ValueError(
+                f"precision '{precision}': {key} must be one of {', '.join(allowed)}, got '{value}'"
+            )
+
+
+@contextlib.contextmanager
+def quiet_root_logger():
+    """onnxruntime.quantization logs advice to the root logger at WARNING: keep runs quiet."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+class Timer:
+    """Seconds spent quantizing (0 when the cached model was reused)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+
+def _payload(variant: ModelVariant, source: Path, **extra) -> dict:
+    own = Path(source) == Path(variant.model.weights)  # the user's file (an IR: xml + bin)
+    return dict(
+        source=variant.model.weights_sha256 if own else file_sha256(source),
+        calibration=variant.option("calibration_key"),
+        pipeline=variant.option("pipeline"),
+        placement=variant.placement,
+        **extra,
+    )
+
+
+def quantize_ort(
+    src: Path, variant: ModelVariant, calib: list[np.ndarray], cache_dir, timer: Timer
+) -> Path:
+    import onnxruntime
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    method = str(variant.option("calibration_method", "minmax"))
+    if method not in ORT_METHODS:
+        raise ValueError(f"calibration_method must be one of {ORT_METHODS}, got '{method}'")
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}  # fmt: skip
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name: str) -> None:
+            self.items = iter([{name: x[None]} for x in calib])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    def build(tmp: Path) -> None:
+        import onnx
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        t0 = time.perf_counter()
+        name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+        prepared = tmp.with_name(tmp.name + ".pre.onnx")
+        with quiet_root_logger():
+            # ORT's recommended pre-processing (shape inference, graph optimisation) first
+            quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+            quantize_static(
+                str(prepared),
+                str(tmp),
+                Reader(name),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=methods[method],
+            )
+        prepared.unlink(missing_ok=True)
+        timer.seconds += time.perf_counter() - t0
+
+    payload = _payload(variant, src, kind="int8_ort", method=method,
+                       ort=onnxruntime.__version__, n=len(calib))  # fmt: skip
+    return derived_file(cache_dir, "int8", payload, ".onnx", build, stem=f"{src.stem}-int8ort")
+
+
+def quantize_nncf(
+    src: Path, variant: ModelVariant, calib: list[np.ndarray], cache_dir, timer: Timer
+) -> Path:
+    """An NNCF-quantized IR (xml + bin in a cache folder) of an ONNX or IR source."""
+    nncf = require("nncf", "precision 'int8_nncf'", "int8")
+    import openvino as ov
+
+    preset = str(variant.option("preset", "performance"))
+    if preset not in NNCF_PRESETS:
+        raise ValueError(f"preset must be one of {NNCF_PRESETS}, got '{preset}'")
+
+    def build(tmp: Path) -> None:
+        t0 = time.perf_counter()
+        model = ov.Core().read_model(str(src))
+        dataset = nncf.Dataset([x[None] for x in calib])
+        quantized = nncf.quantize(
+            model,
+            dataset,
+            preset=nncf.QuantizationPreset(preset),
+            subset_size=len(calib),
+        )
+        ov.save_model(quantized, str(tmp / "model.xml"))
+        timer.seconds += time.perf_counter() - t0
+
+    payload = _payload(variant, src, kind="int8_nncf", preset=preset, nncf=nncf.__version__,
+                       openvino=ov.get_version(), n=len(calib))  # fmt: skip
+    return derived_dir(cache_dir, "int8", payload, build, stem=f"{src.stem}-nncf") / "model.xml"

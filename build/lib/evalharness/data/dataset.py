@@ -1,0 +1,162 @@
+"""Datasets: a list of samples (id, path, target) plus class names and a content hash.
+
+A sample's id is explicit (a manifest's `sample_id` column) or its path relative to the
+dataset root: `img.gif` and `img.tiff` are two samples, never one. Two samples with the same
+id (or the same file listed twice) are refused: every per-sample table joins on the id.
+
+The dataset hash covers what decides the numbers: every sample's id, target and file
+*content* (SHA-256; `hash: stat` trusts size + mtime instead, which is cheaper and is said
+so in summary.csv). A manifest's `sha256` column is checked against the file: a changed
+image becomes an error row naming it, not a silent new number.
+
+Loaders per annotation format live in their own modules and register under their `kind`
+(classification: manifest, folder, imagenet; detection: coco, yolo; text: icdar2015).
+A sample whose target is unusable is kept with a `problem`, so it shows up as an error row
+instead of vanishing from the counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalharness.hashing import file_sha256
+from evalharness.registry import Registry
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+HASH_MODES = ("content", "stat")
+
+
+@dataclass(frozen=True)
+class Sample:
+    index: int
+    sample_id: str
+    path: Path
+    label: int = -1  # classification: the class index (-1: none or unusable)
+    problem: str | None = None  # set when the sample cannot be scored; becomes an error row
+    target: Any = field(default=None, compare=False)  # detection/text: the annotations
+    problem_stage: str = "label"
+    expected_sha256: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    samples: list[Sample]
+    classes: list[str]
+    content_hash: str
+    task: str = "classification"
+    hash_mode: str = "content"
+    extra: dict = field(default_factory=dict, compare=False)  # task data (COCO index, ...)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+LoaderFn = Callable[[Mapping[str, Any]], Dataset]
+LOADERS: Registry[LoaderFn] = Registry(
+    "dataset kind", "evalharness.data.loaders", entry_points="evalharness.datasets"
+)
+
+
+def register_loader(kind: str):
+    return LOADERS.register(kind)
+
+
+def relative_id(path: Path, root: Path) -> str:
+    """The sample id of a file: its path relative to the dataset root, with forward slashes."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _file_digest(path: Path, mode: str) -> str:
+    try:
+        if mode == "stat":
+            st = os.stat(path)
+            return f"{st.st_size}:{st.st_mtime_ns}"
+        return file_sha256(path)
+    except OSError as e:  # missing, unreadable, a loop: the decoder reports it per sample
+        return f"unreadable:{e.errno}"
+
+
+def _check_ids(ds: Dataset) -> None:
+    ids = Counter(s.sample_id for s in ds.samples)
+    dup = [k for k, n in ids.items() if n > 1]
+    if dup:
+        raise ValueError(
+            f"dataset '{ds.name}': {len(dup)} sample id(s) occur more than once "
+            f"({', '.join(repr(d) for d in dup[:3])}); every sample needs its own id"
+        )
+    paths = Counter(os.path.normpath(os.path.abspath(s.path)) for s in ds.samples)
+    dup = [k for k, n in paths.items() if n > 1]
+    if dup:
+        raise ValueError(
+            f"dataset '{ds.name}': {len(dup)} file(s) listed more than once ({', '.join(dup[:3])})"
+        )
+
+
+def _hash_and_verify(ds: Dataset, mode: str) -> Dataset:
+    """The content hash over ids, targets and file contents; manifest sha256 checked."""
+    h = hashlib.sha256(f"{ds.task}\n{len(ds.classes)}\n".encode())
+    samples = []
+    for s in ds.samples:
+        digest = _file_digest(s.path, mode)
+        if (
+            mode == "content"
+            and s.expected_sha256
+            and not digest.startswith("unreadable")
+            and digest != s.expected_sha256
+            and s.problem is None
+        ):
+            why = (
+                f"content changed: SHA-256 {digest[:12]}... is not the manifest's "
+                f"{s.expected_sha256[:12]}..."
+            )
+            s = dataclasses.replace(s, problem=why, problem_stage="dataset")
+        h.update(f"{s.sample_id}\t{s.label}\t{s.target!r}\t{digest}\n".encode())
+        samples.append(s)
+    return Dataset(ds.name, samples, ds.classes, h.hexdigest(), ds.task, mode, ds.extra)
+
+
+def spread(samples: list[Sample], n: int) -> list[Sample]:
+    """n samples evenly spaced over the set: class-sorted sets (folders) give every class."""
+    if n >= len(samples):
+        return list(samples)
+    step = len(samples) / n
+    return [samples[int(i * step)] for i in range(n)]
+
+
+def _limit(cfg: Mapping[str, Any]) -> int | None:
+    limit = cfg.get("limit")
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"dataset.limit must be a positive whole number or null, got {limit!r}")
+    return limit
+
+
+def load_dataset(cfg: Mapping[str, Any]) -> Dataset:
+    """The dataset its settings describe (plain data: config/ resolved the YAML into them)."""
+    kind = cfg.get("kind", "manifest")
+    mode = cfg.get("hash", "content")
+    if mode not in HASH_MODES:
+        raise ValueError(f"dataset.hash must be one of {HASH_MODES}, got '{mode}'")
+    limit = _limit(cfg)
+    ds = LOADERS.get(kind)(cfg)
+    if limit:
+        # limit_spread: evenly spaced instead of the first `limit` (every class of a
+        # class-sorted folder set, as the real-data tests use their subsets)
+        picked = spread(ds.samples, limit) if cfg.get("limit_spread") else ds.samples[:limit]
+        ds = Dataset(ds.name, picked, ds.classes, "", ds.task, mode, ds.extra)
+    if not ds.samples:
+        raise ValueError(f"dataset '{ds.name}' has no samples (root {cfg.get('root')})")
+    _check_ids(ds)
+    return _hash_and_verify(ds, mode)

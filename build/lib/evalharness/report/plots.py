@@ -1,0 +1,108 @@
+"""matplotlib figures as PNG bytes (Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from evalharness.analysis.effects import interaction_table  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def heatmaps(
+    summary: pd.DataFrame, factors: list[str], metric: str = "top1", limit: int = 6
+) -> list[tuple[str, bytes]]:
+    """Mean metric over every pair of varying factors (the first `limit` pairs)."""
+    out = []
+    fmt = "{:.1f}" if metric == "top1" else "{:.3f}"
+    for f1, f2 in list(itertools.combinations(factors, 2))[:limit]:
+        t = interaction_table(summary, f1, f2, metric)
+        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * t.shape[1], 0.8 + 0.5 * t.shape[0]))
+        im = ax.imshow(t.to_numpy(), cmap="viridis", aspect="auto")
+        ax.set_xticks(range(t.shape[1]), t.columns, rotation=30, ha="right")
+        ax.set_yticks(range(t.shape[0]), t.index)
+        ax.set_xlabel(f2)
+        ax.set_ylabel(f1)
+        for (i, j), v in np.ndenumerate(t.to_numpy()):
+            ax.text(j, i, fmt.format(v), ha="center", va="center", color="w", fontsize=8)
+        fig.colorbar(im, ax=ax, label=metric)
+        out.append((f"{f1} x {f2}", _png(fig)))
+    return out
+
+
+def main_effect_bars(effects: pd.DataFrame, metric: str = "top1") -> bytes:
+    labels = [f"{r.factor}={r.level}" for r in effects.itertuples()]
+    y = np.arange(len(effects))
+    v, lo, hi = effects[metric], effects[f"{metric}_lo"], effects[f"{metric}_hi"]
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.28 * len(effects)))
+    ax.barh(y, v, xerr=[v - lo, hi - v], color="#4c78a8", capsize=2)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"mean {metric} over the configs at that level (95% CI)")
+    top = 100.0 if metric == "top1" else float(hi.max()) * 1.05
+    margin = 5.0 if metric == "top1" else (top - float(lo.min())) * 0.2
+    ax.set_xlim(max(0.0, float(lo.min()) - margin), top)
+    return _png(fig)
+
+
+def waterfall(
+    a_acc: float, terms: list[tuple[str, float, float, float]], b_label: str, metric: str = "top1"
+) -> bytes:
+    """metric(A), then each factor's Shapley term with its CI, ending at metric(B)."""
+    fig, ax = plt.subplots(figsize=(1.8 + 1.2 * len(terms), 3.8))
+    level = a_acc
+    ax.bar(0, a_acc, color="#999999")
+    for k, (_, phi, lo, hi) in enumerate(terms, start=1):
+        color = "#e45756" if phi < 0 else "#54a24b"
+        ax.bar(k, phi, bottom=level, color=color)
+        ax.errorbar(k, level + phi, yerr=[[phi - lo], [hi - phi]], color="k", capsize=3)
+        level += phi
+    ax.bar(len(terms) + 1, level, color="#999999")
+    ax.set_xticks(range(len(terms) + 2), ["A", *[t[0] for t in terms], f"B\n{b_label}"],
+                  fontsize=8)  # fmt: skip
+    ax.set_ylabel(metric)
+    span = max(abs(level - a_acc), 1e-9)
+    top = 100.0 if metric == "top1" else max(level, a_acc) + span
+    ax.set_ylim(max(0.0, min(level, a_acc) - 2 * span), min(top, max(level, a_acc) + span))
+    return _png(fig)
+
+
+GT_COLOUR, PRED_COLOUR = "#2060ff", "#ff2020"
+
+
+def boxes_side_by_side(image: np.ndarray, truth: np.ndarray, a: np.ndarray, b: np.ndarray,
+                       title_a: str, title_b: str) -> bytes:  # fmt: skip
+    """The original image twice: ground truth (blue) and A's or B's detections (red), boxes
+    as x1, y1, x2, y2 in the image's pixels."""
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.2))
+    for ax, dets, title in ((axes[0], a, title_a), (axes[1], b, title_b)):
+        ax.imshow(image, interpolation="nearest")
+        for boxes, colour, width in ((truth, GT_COLOUR, 1.5), (dets, PRED_COLOUR, 1.0)):
+            for x1, y1, x2, y2 in boxes:
+                ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False,
+                                           edgecolor=colour, linewidth=width))  # fmt: skip
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+    return _png(fig)
+
+
+def side_by_side(a: np.ndarray, b: np.ndarray, title_a: str, title_b: str) -> bytes:
+    fig, axes = plt.subplots(1, 2, figsize=(4.4, 2.4))
+    for ax, img, title in ((axes[0], a, title_a), (axes[1], b, title_b)):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+    return _png(fig)

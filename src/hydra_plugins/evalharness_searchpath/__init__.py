@@ -1,0 +1,1 @@
+"""evalharness's Hydra search-path plugin (see evalharness_searchpath.py)."""
