@@ -28,6 +28,7 @@ from evalharness.layerwise.probes import ObserverCheck, Probe
 
 SETS = ("flipped", "control")
 NONE = "(none)"
+SEPARATES = 1.2  # flipped median error this many times the control's: the layer separates
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,26 @@ class LayerDivergence:
             f"{self.a} and {self.b} part at layer {layer} ({self._where(layer)}): its error "
             f"on flipped images is {_times(self.table.at[layer, 'ratio'])} the control's"
         )
-        return line + self._observer_caveat(layer)
+        return line + self._separation(layer) + self._observer_caveat(layer)
+
+    def _separation(self, layer: str) -> str:
+        """Whether any layer tells flipped from control images apart, said plainly: int8
+        error usually grows alike on every image, and the flips are the images whose margin
+        it happened to cross, which no layer can single out."""
+        if self.n_control == 0:
+            return " (no control image to compare with)"
+        if self.table.at[layer, "ratio"] >= SEPARATES:
+            return ""
+        contrast = self.contrast_layer(SEPARATES)
+        if contrast is None:
+            return (
+                f"; no layer separates flipped from control images (nowhere {SEPARATES:g} x): "
+                "they part where every image drifts"
+            )
+        return (
+            f"; flipped images first drift {SEPARATES:g} x more than the controls at layer "
+            f"{contrast} ({self._where(contrast)})"
+        )
 
     @property
     def first_difference(self) -> str | None:

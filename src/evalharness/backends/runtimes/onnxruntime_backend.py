@@ -21,8 +21,9 @@ from evalharness.backends.base import (
     as_float32_outputs,
     module_version,
 )
+from evalharness.backends.export import onnx_signature
 from evalharness.backends.quantize import Timer
-from evalharness.backends.variants import onnx_for_variant
+from evalharness.backends.variants import float_onnx_for_variant, onnx_for_variant
 
 # device value -> the execution provider that must run the graph
 PROVIDER = {
@@ -108,6 +109,7 @@ class OnnxRuntimeBackend(BaseBackend):
         devices=tuple(PROVIDER),
         requires=("onnxruntime",),
         reference_rank=1,
+        probes=True,
     )
 
     def device_missing(self, device: str) -> str | None:
@@ -123,3 +125,20 @@ class OnnxRuntimeBackend(BaseBackend):
 
     def versions(self) -> dict[str, str]:
         return {"onnx": module_version("onnx"), "onnxruntime": module_version("onnxruntime")}
+
+    def layer_probe(self, variant: ModelVariant, cache_dir: str, calibration=None):
+        """The file `load` runs, in a CPU session set up as OrtSession's (threads, all graph
+        optimizations): the tensors become graph outputs (a QDQ model's quantized ones)."""
+        from evalharness.layerwise.deploy import ProbeSource
+        from evalharness.layerwise.probes import OrtProbe
+
+        if variant.device != "cpu":
+            raise ValueError(f"layers runs on the CPU; device '{variant.device}' is not probed")
+        path = onnx_for_variant(variant, cache_dir, calibration)
+
+        def build(layers, mode: str) -> OrtProbe:
+            return OrtProbe(path, layers, threads=variant.threads, mode=mode)
+
+        fixed = onnx_signature(path)[0][0].fixed_batch  # run that many at a time, as load does
+        return ProbeSource(self.name, path, float_onnx_for_variant(variant, cache_dir), build,
+                           ("all", "each"), fixed)  # fmt: skip
