@@ -22,11 +22,23 @@ log = logging.getLogger("evalharness")
 
 
 class RunDirConfigs:
-    """The ConfigSource (analysis/ondemand.py) of one run dir."""
+    """The ConfigSource (analysis/ondemand.py) of one run dir.
 
-    def __init__(self, run_dir: Path) -> None:
+    `settings` adds swept settings the run did not sweep (column -> `group.key`: `layers
+    --try-exclude` plans the run's int8 config with `precision.exclude` set), `folder` is
+    where the configs are evaluated (under the run dir).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        settings: dict[str, str] | None = None,
+        folder: str = "explain/ondemand",
+    ) -> None:
         self.run_dir = Path(run_dir)  # read when first needed: a wrong dir is named by the
         self._spelling = None  # reader of its results, with what is missing
+        self.settings = dict(settings or {})
+        self.folder = folder
 
     def _canonical(self, config: dict[str, str]) -> dict[str, str]:
         if self._spelling is None:
@@ -36,15 +48,21 @@ class RunDirConfigs:
     def plan(self, config: dict[str, str]) -> RunPlan:
         return plan_recorded(
             run_config(self.run_dir), run_choices(self.run_dir), self._canonical(config),
-            run_settings(self.run_dir), run_user_dirs(self.run_dir),
+            {**run_settings(self.run_dir), **self.settings}, run_user_dirs(self.run_dir),
         )  # fmt: skip
 
-    def spec(self, config: dict[str, str]):
+    def planned(self, config: dict[str, str]):
+        """(the plan, the config's RunSpec in it): the dataset and calibration images come
+        with the spec, planned once."""
         plan = self.plan(config)
         wanted = self._canonical(config)
-        return next(
+        spec = next(
             s for s in plan.specs if all(s.factor_dict.get(f) == v for f, v in wanted.items())
         )
+        return plan, spec
+
+    def spec(self, config: dict[str, str]):
+        return self.planned(config)[1]
 
     def problem(self, config: dict[str, str]) -> str | None:
         try:
@@ -60,7 +78,7 @@ class RunDirConfigs:
         unique = {json.dumps(c, sort_keys=True): c for c in map(self._canonical, configs)}
         for config in unique.values():
             tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-            sub = self.run_dir / "explain" / "ondemand" / tag
+            sub = self.run_dir / self.folder / tag
             log.warning("evaluating missing config on demand: %s", config)
             execute(self.plan(config), sub)
             res = RunResults.load(sub)
