@@ -36,6 +36,8 @@ SHOW = {  # layers.csv column -> the terminal's header
     "max_abs_flipped_p90": "max|d| p90",
     "added_flipped_med": "added",
     "first_flipped": "first",
+    "observer_a": "obs A",
+    "observer_b": "obs B",
 }
 
 
@@ -64,7 +66,7 @@ def render(run, rows: int = 40) -> str:
         f"{run.n_flips} of {run.n_images} images change outcome between A and B; analysed "
         f"{r.n_flipped} flipped + {r.n_control} control images, {len(r.table)} layers compared",
     ]
-    lines += [f"observer: {c.describe()}" for c in r.observer]
+    lines += [f"observer: {line}" for line in r.observer_lines()]
     if run.reproduced is not None:
         k, n = run.reproduced
         lines.append(f"the probes' top-1 equal the run's predictions on {k} of {n} images")

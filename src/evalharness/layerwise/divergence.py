@@ -111,6 +111,23 @@ class LayerDivergence:
         hits = self.table.index[self.table["differs_flipped"] > 0]
         return None if hits.empty else str(hits[0])
 
+    def observer_lines(self) -> list[str]:
+        """Per side, the observer check as a reader needs it: which compared tensors were
+        read from a deployment whose final outputs stayed within `observer_tol` (a probe
+        compiling one model per tensor can keep most of them clean while a few tensors, whose
+        exposure stops a fusion, move the outputs)."""
+        lines = []
+        for side, check in zip("ab", self.observer, strict=True):
+            moved = self.table[f"observer_{side}"] > self.observer_tol
+            line = check.describe()
+            if moved.any() and not moved.all():
+                line += (
+                    f"; {int((~moved).sum())} of {len(moved)} compared tensors were read with "
+                    f"the outputs within {self.observer_tol:g} of the plain run"
+                )
+            lines.append(line)
+        return lines
+
     def contrast_layer(self, min_ratio: float = 1.2) -> str | None:
         """The first layer where flipped images' median error is `min_ratio` x the control's:
         where the flipped images start to diverge more than the others, if anywhere."""

@@ -80,8 +80,9 @@ class ExcludeOutcome:
         out = [f"--try-exclude {self.k}: kept in float {', '.join(self.layers)}",
                f"  nodes: {' '.join(self.nodes)}"]  # fmt: skip
         for name, row in self.summary.iterrows():
+            side = str(name).rstrip("'")
             out.append(
-                f"  {name} ({_describe(self.configs[str(name)])}): {metric} "
+                f"  {name} = {side} with exclude ({len(self.nodes)} nodes): {metric} "
                 f"{row[metric]:.2f} [{row[f'{metric}_lo']:.2f}, {row[f'{metric}_hi']:.2f}], "
                 f"agree_ref {row['agree_ref']:.2f} "
                 f"[{row['agree_ref_lo']:.2f}, {row['agree_ref_hi']:.2f}]"
@@ -467,7 +468,7 @@ def record(run: LayersRun) -> dict[str, Any]:
         "n_flips": run.n_flips,
         "n_flipped": r.n_flipped,
         "n_control": r.n_control,
-        "observer": [c.describe() for c in r.observer],
+        "observer": r.observer_lines(),
         "observer_max_abs": [c.max_abs_diff for c in r.observer],
         "observer_top1_changed": [c.top1_changed for c in r.observer],
         "modes": [s.observed.mode for s in run.sides],

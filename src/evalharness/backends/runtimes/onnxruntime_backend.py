@@ -117,9 +117,13 @@ class OnnxRuntimeBackend(BaseBackend):
 
         return provider_missing(device, ort.get_available_providers())
 
+    def model_file(self, variant: ModelVariant, cache_dir: str, calibration, timer: Timer):
+        """The ONNX file the variant runs (what load() and layer_probe() both read)."""
+        return onnx_for_variant(variant, cache_dir, calibration, timer)
+
     def load(self, variant: ModelVariant, cache_dir: str, calibration=None) -> OrtSession:
         timer = Timer()
-        session = OrtSession(str(onnx_for_variant(variant, cache_dir, calibration, timer)), variant)
+        session = OrtSession(str(self.model_file(variant, cache_dir, calibration, timer)), variant)
         session.build_seconds = timer.seconds  # 0 when the quantized model was reused
         return session
 
@@ -134,7 +138,7 @@ class OnnxRuntimeBackend(BaseBackend):
 
         if variant.device != "cpu":
             raise ValueError(f"layers runs on the CPU; device '{variant.device}' is not probed")
-        path = onnx_for_variant(variant, cache_dir, calibration)
+        path = self.model_file(variant, cache_dir, calibration, Timer())
 
         def build(layers, mode: str) -> OrtProbe:
             return OrtProbe(path, layers, threads=variant.threads, mode=mode)
