@@ -186,3 +186,68 @@ def test_try_exclude_evaluates_a_requantized_config(tmp_path):
         assert inits[node.input[1]].data_type == onnx.TensorProto.FLOAT  # kept in float
     assert (out / "layers" / "ondemand").is_dir()
     assert "exclude.csv" in {p.name for p in run.out_dir.iterdir()}
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_resnet20_int8_layers_on_a_subset(tmp_path):
+    """ResNet-20 / CIFAR-10 (2,000 images, +sweep=int8): the same QDQ model on onnxruntime
+    and OpenVINO, and fp32 against NNCF's int8, each with its observer check; the probes
+    reproduce the run's top-1 on every analysed image."""
+    from .conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "cifar10-test").exists():
+        pytest.skip(f"{SHARED_DATA / 'cifar10-test'} is absent")
+    pytest.importorskip("nncf", reason="pip install 'evalharness[int8]'")
+    from evalharness.runner.layers import run_layers
+
+    out = tmp_path / "run"
+    overrides = ["model=resnet20_cifar", "dataset=cifar10_test", "+sweep=int8",
+                 "dataset.limit=2000", "dataset.limit_spread=true",
+                 f"cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    run_in_process(overrides, out)
+    pairs = [
+        ({"backend": "onnxruntime", "precision": "int8_ort"}, {"backend": "openvino"}),
+        ({"backend": "openvino", "precision": "fp32"}, {"precision": "int8_nncf"}),
+    ]
+    for a, b in pairs:
+        run = run_layers(out, a, b, n=32)
+        r = run.result
+        assert run.n_flips > 0 and r.n_flipped == min(32, run.n_flips) and r.n_control == 32
+        assert run.reproduced == (r.n_flipped + r.n_control,) * 2, run.reproduced
+        assert len(r.observer_lines()) == 2 and r.observer[0].n_images == r.n_flipped + r.n_control
+        assert r.parting_layer is not None and "part at layer" in run.verdict
+        assert len(r.table) >= 30  # ResNet-20's QDQ points (36) or float tensors (55)
+        print(run.verdict, run.seconds)
+
+
+@pytest.mark.slow
+def test_torch_ncnn_and_refused_runtimes_through_their_backends(tmp_path):
+    """torch (hooks) and ncnn (aligned blobs) probes come from their backends; a runtime
+    without probes (tract) is refused in one line naming those that have them."""
+    import importlib.util
+
+    from evalharness.runner.layers import run_layers
+
+    backends = ["torch", "onnxruntime"]
+    have_ncnn = importlib.util.find_spec("ncnn") and importlib.util.find_spec("pnnx")
+    backends += ["ncnn"] if have_ncnn else []
+    backends += ["tract"] if importlib.util.find_spec("tract") else []
+
+    def sweep(config: dict) -> None:
+        config["sweep"] = {"factors": {"backend": backends}}
+
+    out = tmp_path / "run"
+    run_in_process(["dataset.limit=80", "dataset.limit_spread=true"], out, sweep)
+    run = run_layers(out, {"backend": "torch"}, {"backend": "onnxruntime"}, n=8)
+    r = run.result
+    assert {s.runtime for s in run.sides} == {"torch", "onnxruntime"}
+    assert len(r.table) >= 10 and r.table["rel_l2_control_med"].max() < 1e-4  # fp32 alike
+    assert all(c.max_abs_diff == 0 for c in r.observer[:1])  # hooks move nothing
+    if have_ncnn:
+        run = run_layers(out, {"backend": "onnxruntime"}, {"backend": "ncnn"}, n=8)
+        assert "no name map" in " ".join(run.result.unmatched_b.values())
+        assert "logits" in run.result.table.index
+    if "tract" in backends:
+        with pytest.raises(ValueError, match="cannot expose intermediate tensors; layers probes"):
+            run_layers(out, {"backend": "onnxruntime"}, {"backend": "tract"})
