@@ -78,15 +78,16 @@ def _with_exclude(payload: dict, nodes: list[str]) -> dict:
 
 
 @contextlib.contextmanager
-def quiet_root_logger():
-    """onnxruntime.quantization logs advice to the root logger at WARNING: keep runs quiet."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+def quiet_root_logger(name: str = ""):
+    """onnxruntime.quantization logs advice to the root logger at WARNING, NNCF every node an
+    ignored scope leaves float at INFO ("nncf"): keep runs quiet."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        root.setLevel(level)
+        logger.setLevel(level)
 
 
 class Timer:
@@ -181,13 +182,14 @@ def quantize_nncf(
         dataset = nncf.Dataset([x[None] for x in calib])
         # validate=False: a pattern that matches no op (a node OpenVINO fused away) is no error
         scope = nncf.IgnoredScope(patterns=ignored_patterns(exclude), validate=False)
-        quantized = nncf.quantize(
-            model,
-            dataset,
-            preset=nncf.QuantizationPreset(preset),
-            subset_size=len(calib),
-            ignored_scope=scope if exclude else None,
-        )
+        with quiet_root_logger("nncf"):
+            quantized = nncf.quantize(
+                model,
+                dataset,
+                preset=nncf.QuantizationPreset(preset),
+                subset_size=len(calib),
+                ignored_scope=scope if exclude else None,
+            )
         ov.save_model(quantized, str(tmp / "model.xml"))
         timer.seconds += time.perf_counter() - t0
 

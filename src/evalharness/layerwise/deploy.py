@@ -64,11 +64,26 @@ def reference_onnx(a: ProbeSource, b: ProbeSource) -> Path:
 @dataclass(frozen=True)
 class ObservedProbe:
     """A probe and how it was chosen: the observer check of exposing every tensor at once,
-    and the mode that was kept ("each" when exposing all at once moved the outputs)."""
+    the mode that was kept ("each" when exposing all at once moved the outputs), and the
+    batch that keeps the exposed tensors of one batch within the memory budget."""
 
     probe: Probe
     first_check: ObserverCheck
     mode: str
+    batch_size: int = 64
+
+
+TENSOR_BUDGET = 256 * 2**20  # bytes of exposed tensors per batch and side
+
+
+def fitting_batch(probe: Probe, image: np.ndarray, cap: int = 64) -> int:
+    """Images per batch such that the tensors one batch exposes stay within TENSOR_BUDGET
+    (EfficientNet-Lite0 exposes about 28 MB per 224 x 224 image: 9 a batch), from one image
+    observed."""
+    seen, finals = probe.observe(np.ascontiguousarray(image[:1], dtype=np.float32))
+    per_image = sum(v.nbytes for v in seen.values())
+    per_image += sum(v.nbytes for group in finals.values() for v in group.values())
+    return max(1, min(cap, TENSOR_BUDGET // max(per_image, 1)))
 
 
 def observer_safe_probe(
@@ -85,10 +100,10 @@ def observer_safe_probe(
     where the runtime can (an int8 OpenVINO model loses fusions to extra outputs; one
     tensor at a time mostly leaves them be). The comparison's own observer check then
     says what remained."""
-    batch_size = source.batch_size or batch_size
     probe = source.build(layers, ALL)
+    batch_size = source.batch_size or fitting_batch(probe, images, batch_size)
     check = observer_check(probe, images, batch_size, label=label)
     moved = check.max_abs_diff > tol or check.top1_changed > 0
     if moved and "each" in source.modes:
-        return ObservedProbe(source.build(layers, "each"), check, "each")
-    return ObservedProbe(probe, check, ALL)
+        return ObservedProbe(source.build(layers, "each"), check, "each", batch_size)
+    return ObservedProbe(probe, check, ALL, batch_size)

@@ -51,7 +51,6 @@ log = logging.getLogger("evalharness")
 
 FOLDER = "layers"
 EXCLUDE_SETTING = {EXCLUDE: f"precision.{EXCLUDE}"}  # column -> the sweep key it sets
-BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -272,7 +271,7 @@ def run_layers(
                 f"({ob.first_check.describe()}); one model per tensor instead"
             )
     lap("probes and observer check")
-    batch = min(s.batch_size or BATCH for s in sources)
+    batch = min(ob.batch_size for ob in observed)
     pair = (lambda x, y: x) if same_input else (lambda x, y: (x, y))
     result = layer_divergence(
         observed[0].probe,
@@ -286,11 +285,9 @@ def run_layers(
         labels=labels,
     )
     lap("layer divergence")
-    sides = tuple(
-        Side(cfg, cid, label, ob, src.runtime)
-        for cfg, cid, label, ob, src in zip(
-            (a_cfg, b_cfg), ids, labels, observed, sources, strict=True
-        )
+    sides = (
+        Side(a_cfg, ids[0], labels[0], observed[0], sources[0].runtime),
+        Side(b_cfg, ids[1], labels[1], observed[1], sources[1].runtime),
     )
     out = LayersRun(
         a=a_cfg,
@@ -301,7 +298,7 @@ def run_layers(
         n_flips=int((~agree).sum()),
         flipped_ids=chosen[:n_flip],
         control_ids=chosen[n_flip:],
-        sides=sides,  # type: ignore[arg-type]
+        sides=sides,
         reproduced=_reproduced(res, ids, chosen, result),
         seconds=seconds,
         notes=notes,
