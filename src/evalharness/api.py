@@ -23,7 +23,7 @@ import shutil
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -31,6 +31,8 @@ from evalharness.analysis.explain import Explanation
 from evalharness.paths import CONF_DIR
 
 log = logging.getLogger("evalharness")
+if TYPE_CHECKING:  # the layerwise stack (onnx, onnxruntime) loads when layers() is called
+    from evalharness.runner.layers import LayersRun
 
 Overrides = list[str] | dict[str, Any] | str | None
 _NEEDS_QUOTES = re.compile(r"[\s,\[\]{}()'\"=]")
@@ -208,6 +210,25 @@ class Results:
         check_resamples(n_boot)
         with self._trust():
             return explain(self.run_dir, RunDirConfigs(self.run_dir), a, b, target, n_boot, margin)
+
+    def layers(
+        self,
+        b: dict[str, Any],
+        a: dict[str, Any] | None = None,
+        n: int = 64,
+        threshold: float = 0.05,
+        try_exclude: int = 0,
+    ) -> LayersRun:
+        """Where A and B part, layer by layer, on the images that flip between them (the
+        `evalharness layers` command; `.result` is the LayerDivergence, `.verdict` its line).
+
+        A is the model card's reference with `a`'s factors changed; B is A with `b`'s.
+        `try_exclude=K` re-quantizes the int8 side with the K worst layers in float and
+        evaluates it on the whole dataset (`.exclude`). Files go to RUN_DIR/layers/.
+        """
+        from evalharness.runner.layers import run_layers
+
+        return run_layers(self.run_dir, a, b, n=n, threshold=threshold, try_exclude=try_exclude)
 
     def compare(self, other: Results | str | Path) -> pd.DataFrame:
         """Config by config against another run dir or CSV (B = other); notes in .attrs."""

@@ -16,12 +16,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from evalharness.models.source import ModelSpec
 from evalharness.registry import Registry
+
+if TYPE_CHECKING:  # onnx and pandas load when a probe is built, not when a backend registers
+    from evalharness.layerwise.deploy import ProbeSource
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Capabilities:
     requires:   import names of the runtime; absent ones make the backend unavailable
     extra:      the pip extra that installs them
     reference_rank: order in which planning tries backends for a card's reference
+    probes:     `layer_probe` exposes intermediate tensors (evalharness layers)
     """
 
     sources: tuple[str, ...]
@@ -48,6 +52,7 @@ class Capabilities:
     # where it comes in the search for the reference backend when a model card names none
     # (the first that runs the model's source): torch, then onnxruntime, openvino, ...
     reference_rank: int = 100
+    probes: bool = False
 
     def missing(self, backend: str) -> str | None:
         """None when every runtime module is importable, else one line saying what to install."""
@@ -125,7 +130,10 @@ class Backend(Protocol):
     load:           the variant built (exported, converted, quantized on `calibration`, the
                     config's own host tensors of the calibration images) and compiled;
     versions:       library versions for the results rows (`v_<key>` columns); cheap, never
-                    raises: an absent library reads "absent".
+                    raises: an absent library reads "absent";
+    layer_probe:    (where `capabilities.probes`) the variant as `layers` compares it: the
+                    file it runs and a way to build a probe of its intermediate tensors
+                    (layerwise/deploy.py::ProbeSource), with the settings `load` uses.
     """
 
     name: str
@@ -140,6 +148,10 @@ class Backend(Protocol):
     ) -> Session: ...
 
     def versions(self) -> dict[str, str]: ...
+
+    def layer_probe(
+        self, variant: ModelVariant, cache_dir: str, calibration: list[np.ndarray] | None = None
+    ) -> ProbeSource: ...
 
 
 class BaseBackend:
@@ -156,6 +168,11 @@ class BaseBackend:
 
     def versions(self) -> dict[str, str]:
         return {}
+
+    def layer_probe(
+        self, variant: ModelVariant, cache_dir: str, calibration: list[np.ndarray] | None = None
+    ) -> ProbeSource:
+        raise ValueError(f"backend '{self.name}' cannot expose intermediate tensors (layers)")
 
 
 def dist_version(distribution: str) -> str:

@@ -9,12 +9,22 @@ Both are keyed by the source model's content hash, the calibration set (image id
 contents), the variant's preprocessing chain and every setting and library version, so a
 second identical run reuses the file (quantize seconds 0 in stats.json) and a change of any
 of them quantizes anew. Calibration tensors come from engine/calibration.py.
+
+Setting `exclude` (both): ONNX node names kept in float, separated by spaces
+(`precision.exclude='/layer3/layer3.2/conv2/Conv /fc/Gemm'`): onnxruntime's
+`nodes_to_exclude`, NNCF's `IgnoredScope` (OpenVINO op names are the ONNX node names, some
+with a '/...' suffix: the Convolution of a Conv with bias is '<node>/WithoutBiases', so each
+name is a pattern for the op and its parts). `evalharness layers --try-exclude K` writes it:
+the re-quantized model is a derived model like any other, and its config a normal config.
+An empty `exclude` is not part of the cache key, so models quantized before it existed
+are still found.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -31,6 +41,7 @@ SETTING_CHOICES = {  # checked at planning, before a run dir is claimed
     "int8_ort": {"calibration_method": ORT_METHODS},
     "int8_nncf": {"preset": NNCF_PRESETS},
 }
+EXCLUDE = "exclude"  # the setting naming the nodes kept in float (both quantizers)
 
 
 def check_precision_settings(precision: str, settings) -> None:
@@ -41,18 +52,42 @@ def check_precision_settings(precision: str, settings) -> None:
             raise ValueError(
                 f"precision '{precision}': {key} must be one of {', '.join(allowed)}, got '{value}'"
             )
+    value = settings.get(EXCLUDE)
+    if value is not None and not isinstance(value, str):
+        # a Hydra list would reach the model's identity as a list: one spelling only
+        raise ValueError(
+            f"precision '{precision}': exclude is one string of node names separated by "
+            f"spaces (precision.exclude='/a/Conv /b/Conv'), got {value!r}"
+        )
+
+
+def excluded_nodes(variant: ModelVariant) -> list[str]:
+    """The node names the variant's `exclude` setting keeps in float (in the given order)."""
+    return str(variant.option(EXCLUDE) or "").split()
+
+
+def ignored_patterns(nodes: list[str]) -> list[str]:
+    """NNCF IgnoredScope patterns for ONNX node names: the op itself and its '/...' parts."""
+    return [f"^{re.escape(n)}(/.*)?$" for n in nodes]
+
+
+def _with_exclude(payload: dict, nodes: list[str]) -> dict:
+    """The cache key gains the excluded nodes only when there are some: a model quantized
+    before the setting existed keeps its key."""
+    return {**payload, EXCLUDE: nodes} if nodes else payload
 
 
 @contextlib.contextmanager
-def quiet_root_logger():
-    """onnxruntime.quantization logs advice to the root logger at WARNING: keep runs quiet."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+def quiet_root_logger(name: str = ""):
+    """onnxruntime.quantization logs advice to the root logger at WARNING, NNCF every node an
+    ignored scope leaves float at INFO ("nncf"): keep runs quiet."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        root.setLevel(level)
+        logger.setLevel(level)
 
 
 class Timer:
@@ -112,6 +147,7 @@ def quantize_ort(
         raise ValueError(f"calibration_method must be one of {ORT_METHODS}, got '{method}'")
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}  # fmt: skip
+    exclude = excluded_nodes(variant)
 
     class Reader(CalibrationDataReader):
         def __init__(self, name: str) -> None:
@@ -142,6 +178,7 @@ def quantize_ort(
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
                     calibrate_method=methods[method],
+                    nodes_to_exclude=exclude,
                 )
         except (OSError, MemoryError):
             raise  # a full disk is said by the caller, with the file
@@ -153,6 +190,7 @@ def quantize_ort(
 
     payload = _payload(variant, src, kind="int8_ort", method=method,
                        ort=onnxruntime.__version__, n=len(calib))  # fmt: skip
+    payload = _with_exclude(payload, exclude)
     return derived_file(cache_dir, "int8", payload, ".onnx", build, stem=f"{src.stem}-int8ort")
 
 
@@ -166,20 +204,26 @@ def quantize_nncf(
     preset = str(variant.option("preset", "performance"))
     if preset not in NNCF_PRESETS:
         raise ValueError(f"preset must be one of {NNCF_PRESETS}, got '{preset}'")
+    exclude = excluded_nodes(variant)
 
     def build(tmp: Path) -> None:
         t0 = time.perf_counter()
         model = ov.Core().read_model(str(src))
         dataset = nncf.Dataset([x[None] for x in calib])
-        quantized = nncf.quantize(
-            model,
-            dataset,
-            preset=nncf.QuantizationPreset(preset),
-            subset_size=len(calib),
-        )
+        # validate=False: a pattern that matches no op (a node OpenVINO fused away) is no error
+        scope = nncf.IgnoredScope(patterns=ignored_patterns(exclude), validate=False)
+        with quiet_root_logger("nncf"):
+            quantized = nncf.quantize(
+                model,
+                dataset,
+                preset=nncf.QuantizationPreset(preset),
+                subset_size=len(calib),
+                ignored_scope=scope if exclude else None,
+            )
         ov.save_model(quantized, str(tmp / "model.xml"))
         timer.seconds += time.perf_counter() - t0
 
     payload = _payload(variant, src, kind="int8_nncf", preset=preset, nncf=nncf.__version__,
                        openvino=ov.get_version(), n=len(calib))  # fmt: skip
+    payload = _with_exclude(payload, exclude)
     return derived_dir(cache_dir, "int8", payload, build, stem=f"{src.stem}-nncf") / "model.xml"

@@ -32,6 +32,9 @@ COMMANDS = {
     "compare": Command(
         "evalharness.commands.compare", "results against results (run dirs or CSVs); a gate"
     ),
+    "layers": Command(
+        "evalharness.commands.layers", "where, layer by layer, two configs of a run dir part"
+    ),
     "parity": Command(
         "evalharness.commands.parity", "where, stage by stage, two pipelines' tensors diverge", True
     ),

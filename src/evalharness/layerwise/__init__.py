@@ -7,7 +7,10 @@ that flip between them?
   ncnn_probe.py (pnnx keeps no name map: an order-and-shape alignment of weighted layers);
 - metrics.py, divergence.py: per-layer error on flipped vs control images, the first
   divergence per image, the error each step adds, the observer check, a one-line verdict;
-- requantize.py: re-quantize with the worst layers kept in float (ORT / NNCF).
+- requantize.py: which nodes keep a layer in float (the `exclude` precision setting takes
+  them); standalone re-quantization (ORT / NNCF) for scripts;
+- deploy.py: what a backend hands over (`Backend.layer_probe` -> ProbeSource), the
+  reference graph of two deployments, a probe chosen by its observer check.
 
 Typical use (the CLI verb and the run-dir plumbing call the same functions):
 
@@ -17,6 +20,12 @@ Typical use (the CLI verb and the run-dir plumbing call the same functions):
     print(result.verdict)
 """
 
+from evalharness.layerwise.deploy import (
+    ObservedProbe,
+    ProbeSource,
+    observer_safe_probe,
+    reference_onnx,
+)
 from evalharness.layerwise.divergence import LayerDivergence, compared_layers, layer_divergence
 from evalharness.layerwise.graph import LayerGraph, Step
 from evalharness.layerwise.probes import ObserverCheck, OpenVinoProbe, OrtProbe, Probe
@@ -31,17 +40,21 @@ from evalharness.layerwise.requantize import (
 __all__ = [
     "LayerDivergence",
     "LayerGraph",
+    "ObservedProbe",
     "ObserverCheck",
     "OpenVinoProbe",
     "OrtProbe",
     "Probe",
+    "ProbeSource",
     "QdqPoint",
     "Step",
     "compared_layers",
     "ignored_patterns",
     "layer_divergence",
     "nodes_for_layers",
+    "observer_safe_probe",
     "qdq_points",
+    "reference_onnx",
     "requantize_nncf",
     "requantize_ort",
 ]

@@ -28,6 +28,7 @@ from evalharness.layerwise.probes import ObserverCheck, Probe
 
 SETS = ("flipped", "control")
 NONE = "(none)"
+SEPARATES = 1.2  # flipped median error this many times the control's: the layer separates
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,26 @@ class LayerDivergence:
             f"{self.a} and {self.b} part at layer {layer} ({self._where(layer)}): its error "
             f"on flipped images is {_times(self.table.at[layer, 'ratio'])} the control's"
         )
-        return line + self._observer_caveat(layer)
+        return line + self._separation(layer) + self._observer_caveat(layer)
+
+    def _separation(self, layer: str) -> str:
+        """Whether any layer tells flipped from control images apart, said plainly: int8
+        error usually grows alike on every image, and the flips are the images whose margin
+        it happened to cross, which no layer can single out."""
+        if self.n_control == 0:
+            return " (no control image to compare with)"
+        if self.table.at[layer, "ratio"] >= SEPARATES:
+            return ""
+        contrast = self.contrast_layer(SEPARATES)
+        if contrast is None:
+            return (
+                f"; no layer separates flipped from control images (nowhere {SEPARATES:g} x): "
+                "they part where every image drifts"
+            )
+        return (
+            f"; flipped images first drift {SEPARATES:g} x more than the controls at layer "
+            f"{contrast} ({self._where(contrast)})"
+        )
 
     @property
     def first_difference(self) -> str | None:
@@ -90,6 +110,23 @@ class LayerDivergence:
         different numbers."""
         hits = self.table.index[self.table["differs_flipped"] > 0]
         return None if hits.empty else str(hits[0])
+
+    def observer_lines(self) -> list[str]:
+        """Per side, the observer check as a reader needs it: which compared tensors were
+        read from a deployment whose final outputs stayed within `observer_tol` (a probe
+        compiling one model per tensor can keep most of them clean while a few tensors, whose
+        exposure stops a fusion, move the outputs)."""
+        lines = []
+        for side, check in zip("ab", self.observer, strict=True):
+            moved = self.table[f"observer_{side}"] > self.observer_tol
+            line = check.describe()
+            if moved.any() and not moved.all():
+                line += (
+                    f"; {int((~moved).sum())} of {len(moved)} compared tensors were read with "
+                    f"the outputs within {self.observer_tol:g} of the plain run"
+                )
+            lines.append(line)
+        return lines
 
     def contrast_layer(self, min_ratio: float = 1.2) -> str | None:
         """The first layer where flipped images' median error is `min_ratio` x the control's:

@@ -168,6 +168,22 @@ def _model_view(spec, path) -> object:
     return x.pixels
 
 
+def layers_sections(run_dir: Path) -> list[Section]:
+    """RUN_DIR/layers/*: one section per `layers` comparison (report/layers.py reads them)."""
+    from evalharness.report.layers import layer_sections
+
+    return [
+        Section(
+            s.title,
+            verdict=s.verdict,
+            text="; ".join(s.lines),
+            figures=[Figure(file, _uri(png), alt) for file, png, alt in s.figures],
+            tables=[Table.of(s.table)] if s.table is not None else [],
+        )
+        for s in layer_sections(run_dir)
+    ]
+
+
 def write_report(
     run_dir: Path,
     configs: ConfigSource,
@@ -270,6 +286,7 @@ def write_report(
                 gallery=True,
             )
         )
+    sections += layers_sections(run_dir)  # what `evalharness layers` wrote (issue 33)
     prov = summary.filter(like="v_").iloc[0].rename("version").reset_index()
     prov.columns = ["library", "version"]
     sections.append(

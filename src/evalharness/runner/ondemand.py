@@ -31,13 +31,24 @@ class DataChangedError(ValueError):
 
 
 class RunDirConfigs:
-    """The ConfigSource (analysis/ondemand.py) of one run dir."""
+    """The ConfigSource (analysis/ondemand.py) of one run dir.
 
-    def __init__(self, run_dir: Path, work_dir: Path | None = None) -> None:
+    `work_dir` is where configs evaluated on demand go, a folder per config under
+    `work_dir`/ondemand (default RUN_DIR/explain; the commands' --out for a read-only run
+    dir). `settings` adds swept settings the run did not sweep (column -> `group.key`:
+    `layers --try-exclude` plans the run's int8 config with `precision.exclude` set).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        work_dir: Path | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)  # read when first needed: a wrong dir is named by the
         self._spelling = None  # reader of its results, with what is missing
-        # where configs evaluated on demand go (a folder per config)
         self.work_dir = Path(work_dir) if work_dir else self.run_dir / "explain"
+        self.settings = dict(settings or {})
         self._data_checked = False
 
     def _canonical(self, config: dict[str, str]) -> dict[str, str]:
@@ -48,7 +59,7 @@ class RunDirConfigs:
     def plan(self, config: dict[str, str]) -> RunPlan:
         plan = plan_recorded(
             run_config(self.run_dir), run_choices(self.run_dir), self._canonical(config),
-            run_settings(self.run_dir), run_user_dirs(self.run_dir),
+            {**run_settings(self.run_dir), **self.settings}, run_user_dirs(self.run_dir),
         )  # fmt: skip
         if not self._data_checked:
             self.check_dataset(plan.dataset.content_hash)
@@ -67,12 +78,18 @@ class RunDirConfigs:
                 "restore the data, or run the sweep again into a new hydra.run.dir"
             )
 
-    def spec(self, config: dict[str, str]):
+    def planned(self, config: dict[str, str]):
+        """(the plan, the config's RunSpec in it): the dataset and calibration images come
+        with the spec, planned once."""
         plan = self.plan(config)
         wanted = self._canonical(config)
-        return next(
+        spec = next(
             s for s in plan.specs if all(s.factor_dict.get(f) == v for f, v in wanted.items())
         )
+        return plan, spec
+
+    def spec(self, config: dict[str, str]):
+        return self.planned(config)[1]
 
     def problem(self, config: dict[str, str]) -> str | None:
         try:

@@ -200,6 +200,7 @@ class NcnnBackend(BaseBackend):
         requires=("ncnn",),
         extra="ncnn",
         reference_rank=4,
+        probes=True,
     )
 
     def refuses(self, placement: str, precision: str, device: str, source: str) -> str | None:
@@ -224,6 +225,27 @@ class NcnnBackend(BaseBackend):
         return NcnnSession(
             folder / PARAM, folder / BIN, variant, blobs, names, (fp32 / PARAM, fp32 / BIN)
         )
+
+    def layer_probe(self, variant: ModelVariant, cache_dir: str, calibration=None):
+        """The pnnx conversion `load` runs, with `load`'s Options and threads; blobs are
+        aligned to the ONNX it was converted from (layerwise/ncnn_probe.py: pnnx keeps no
+        name map, so only the input, the weighted layers and the outputs are exposed)."""
+        from evalharness.layerwise.deploy import ProbeSource
+        from evalharness.layerwise.ncnn_probe import NcnnProbe
+
+        require("ncnn", "backend 'ncnn'", "ncnn")
+        if variant.model.source == "ncnn":
+            raise ValueError("layers needs an ONNX graph for the tensor names: a user's .param "
+                             "has none")  # fmt: skip
+        folder, _ = _converted(variant, cache_dir, variant.precision == "fp16")
+        names = Path(onnx_for_variant(replace(variant, precision="fp32"), cache_dir))
+        options = variant_options(variant)
+
+        def build(layers, mode: str) -> NcnnProbe:
+            return NcnnProbe(folder / PARAM, folder / BIN, names, layers,
+                             threads=variant.threads, options=options)  # fmt: skip
+
+        return ProbeSource(self.name, names, names, build)
 
     def versions(self) -> dict[str, str]:
         from evalharness.backends.pnnx_convert import pnnx_version

@@ -21,8 +21,9 @@ from evalharness.backends.base import (
     as_float32_outputs,
     module_version,
 )
+from evalharness.backends.export import onnx_signature
 from evalharness.backends.quantize import Timer
-from evalharness.backends.variants import onnx_for_variant
+from evalharness.backends.variants import float_onnx_for_variant, onnx_for_variant
 from evalharness.optional import error_line
 
 # device value -> the execution provider that must run the graph
@@ -116,6 +117,7 @@ class OnnxRuntimeBackend(BaseBackend):
         devices=tuple(PROVIDER),
         requires=("onnxruntime",),
         reference_rank=1,
+        probes=True,
     )
 
     def device_missing(self, device: str) -> str | None:
@@ -123,11 +125,32 @@ class OnnxRuntimeBackend(BaseBackend):
 
         return provider_missing(device, ort.get_available_providers())
 
+    def model_file(self, variant: ModelVariant, cache_dir: str, calibration, timer: Timer):
+        """The ONNX file the variant runs (what load() and layer_probe() both read)."""
+        return onnx_for_variant(variant, cache_dir, calibration, timer)
+
     def load(self, variant: ModelVariant, cache_dir: str, calibration=None) -> OrtSession:
         timer = Timer()
-        session = OrtSession(str(onnx_for_variant(variant, cache_dir, calibration, timer)), variant)
+        session = OrtSession(str(self.model_file(variant, cache_dir, calibration, timer)), variant)
         session.build_seconds = timer.seconds  # 0 when the quantized model was reused
         return session
 
     def versions(self) -> dict[str, str]:
         return {"onnx": module_version("onnx"), "onnxruntime": module_version("onnxruntime")}
+
+    def layer_probe(self, variant: ModelVariant, cache_dir: str, calibration=None):
+        """The file `load` runs, in a CPU session set up as OrtSession's (threads, all graph
+        optimizations): the tensors become graph outputs (a QDQ model's quantized ones)."""
+        from evalharness.layerwise.deploy import ProbeSource
+        from evalharness.layerwise.probes import OrtProbe
+
+        if variant.device != "cpu":
+            raise ValueError(f"layers runs on the CPU; device '{variant.device}' is not probed")
+        path = self.model_file(variant, cache_dir, calibration, Timer())
+
+        def build(layers, mode: str) -> OrtProbe:
+            return OrtProbe(path, layers, threads=variant.threads, mode=mode)
+
+        fixed = onnx_signature(path)[0][0].fixed_batch  # run that many at a time, as load does
+        return ProbeSource(self.name, path, float_onnx_for_variant(variant, cache_dir), build,
+                           ("all", "each"), fixed)  # fmt: skip

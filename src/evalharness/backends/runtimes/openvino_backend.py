@@ -13,6 +13,7 @@ say so).
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -24,8 +25,8 @@ from evalharness.backends.base import (
     ModelVariant,
     module_version,
 )
-from evalharness.backends.export import export_onnx, with_graph_normalization
 from evalharness.backends.quantize import Timer, quantize_nncf, quantize_ort
+from evalharness.backends.variants import float_onnx_for_variant
 from evalharness.optional import error_line
 from evalharness.preprocess.ppp import add_ppp, cpu_streams
 
@@ -123,6 +124,7 @@ class OpenVinoBackend(BaseBackend):
         devices=("cpu", "gpu"),
         requires=("openvino",),
         reference_rank=2,
+        probes=True,
     )
 
     def refuses(self, placement: str, precision: str, device: str, source: str) -> str | None:
@@ -141,25 +143,28 @@ class OpenVinoBackend(BaseBackend):
             return str(e)
         return None
 
-    def load(self, variant: ModelVariant, cache_dir: str, calibration=None) -> OpenVinoSession:
-        import openvino as ov
-
-        core = ov.Core()
-        timer = Timer()
+    def _model_file(self, variant: ModelVariant, cache_dir: str, calibration, timer: Timer):
+        """(the file OpenVINO reads, the float ONNX it was derived from or None for an IR)."""
         if variant.model.source == "openvino":  # an IR: read as it is
             if variant.placement == "graph":
                 raise ValueError("norm 'graph' needs an ONNX or torch model, not an IR")
-            path = variant.model.weights
+            path, float_onnx = variant.model.weights, None
         else:
-            path = export_onnx(variant.model, cache_dir)
-            if variant.placement == "graph":
-                path = with_graph_normalization(path, cache_dir, variant.mean, variant.std)
+            path = float_onnx = float_onnx_for_variant(variant, cache_dir)
         if variant.precision.startswith("int8") and calibration is None:
             raise ValueError(f"precision {variant.precision} needs calibration images")
         if variant.precision == "int8_ort":  # the QDQ ONNX onnxruntime runs, read as int8
             path = quantize_ort(path, variant, calibration, cache_dir, timer)
         elif variant.precision == "int8_nncf":
             path = quantize_nncf(path, variant, calibration, cache_dir, timer)
+        return path, float_onnx
+
+    def load(self, variant: ModelVariant, cache_dir: str, calibration=None) -> OpenVinoSession:
+        import openvino as ov
+
+        core = ov.Core()
+        timer = Timer()
+        path, _ = self._model_file(variant, cache_dir, calibration, timer)
         try:
             model = core.read_model(str(path))
         except RuntimeError as e:  # its first lines say where, the cause comes after
@@ -171,7 +176,7 @@ class OpenVinoBackend(BaseBackend):
         device = variant.option("ov_device") or _DEVICES.get(variant.device, variant.device)
         streams = cpu_streams(variant.threads) if device == "CPU" else 1
         config = {
-            "INFERENCE_PRECISION_HINT": _HINTS.get(variant.precision, "f32"),
+            **_precision(variant),
             "INFERENCE_NUM_THREADS": variant.threads * streams,
             "NUM_STREAMS": streams,
         }
@@ -190,3 +195,44 @@ class OpenVinoBackend(BaseBackend):
 
     def versions(self) -> dict[str, str]:
         return {"openvino": module_version("openvino", "get_version")}
+
+    def layer_probe(self, variant: ModelVariant, cache_dir: str, calibration=None):
+        """The file `load` reads, compiled on the CPU with `load`'s inference precision and
+        one stream of the variant's threads (each of `load`'s streams computes the same
+        bits). ONNX names are kept by OpenVINO; an NNCF IR is read by the float export's
+        names, after each FakeQuantize. The PrePostProcessor front is not probed."""
+        from evalharness.layerwise.deploy import ProbeSource
+        from evalharness.layerwise.probes import OpenVinoProbe
+
+        if variant.placement == "ov_ppp" or variant.option("ppp_resize"):
+            raise ValueError(
+                "layers cannot probe norm 'ov_ppp' or an ov_ppp resize (the input side is "
+                "OpenVINO's PrePostProcessor, not the host tensor): use norm host or graph"
+            )
+        device = variant.option("ov_device") or _DEVICES.get(variant.device, variant.device)
+        if device != "CPU":
+            raise ValueError(f"layers runs on the CPU; device '{variant.device}' is not probed")
+        path, float_onnx = self._model_file(variant, cache_dir, calibration, Timer())
+        config = {**_precision(variant), "INFERENCE_NUM_THREADS": variant.threads}
+
+        def build(layers, mode: str) -> OpenVinoProbe:
+            return OpenVinoProbe(path, layers, threads=variant.threads, config=config, mode=mode)
+
+        names = Path(path) if Path(path).suffix == ".onnx" else float_onnx
+        return ProbeSource(self.name, names, float_onnx, build, ("all", "each"),
+                           _fixed_batch(path))  # fmt: skip
+
+
+def _precision(variant: ModelVariant) -> dict[str, str]:
+    """Always explicit: on CPUs with bf16 or AMX, OpenVINO otherwise runs bf16 silently."""
+    return {"INFERENCE_PRECISION_HINT": _HINTS.get(variant.precision, "f32")}
+
+
+def _fixed_batch(path) -> int | None:
+    """The batch a model's input insists on (OpenVINO's reading of it), or None."""
+    import openvino as ov
+
+    shape = ov.Core().read_model(str(path)).inputs[0].get_partial_shape()
+    if shape.rank.is_dynamic or not shape[0].is_static:
+        return None
+    return shape[0].get_length()

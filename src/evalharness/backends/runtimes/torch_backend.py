@@ -73,6 +73,7 @@ class TorchBackend(BaseBackend):
         precisions=("fp32", "bf16", "fp16"),
         devices=("cpu", "cuda"),
         reference_rank=0,
+        probes=True,
     )
 
     def refuses(self, placement: str, precision: str, device: str, source: str) -> str | None:
@@ -106,3 +107,25 @@ class TorchBackend(BaseBackend):
 
     def versions(self) -> dict[str, str]:
         return {"torch": module_version("torch")}
+
+    def layer_probe(self, variant: ModelVariant, cache_dir: str, calibration=None):
+        """The eager module `load` builds, hooked on the modules the export's node names map
+        to (layerwise/torch_probe.py): the tensors carry the export's names."""
+        from evalharness.backends.export import export_onnx
+        from evalharness.layerwise.deploy import ProbeSource
+        from evalharness.layerwise.torch_probe import TorchProbe
+
+        if variant.device != "cpu":
+            raise ValueError(f"layers runs on the CPU; device '{variant.device}' is not probed")
+        if variant.placement == "graph":  # the wrapper shifts every module path by one level
+            raise ValueError(
+                "layers maps torch modules to the export's names: norm 'graph' wraps the "
+                "module in a normalizing front; probe norm=host instead"
+            )
+        session = self.load(variant, cache_dir)
+        names = export_onnx(variant.model, cache_dir)
+
+        def build(layers, mode: str) -> TorchProbe:
+            return TorchProbe(session.module, names, layers, dtype=session.dtype)
+
+        return ProbeSource(self.name, names, names, build)
