@@ -20,6 +20,7 @@ global, before anything it names is called.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
 from dataclasses import dataclass
@@ -100,6 +101,25 @@ def load_spandrel(path: str | Path) -> tuple[Any, SpandrelInfo]:
         )
     module = descriptor.model.eval()
     return module, _info(descriptor, module, Path(path))
+
+
+def spandrel_info(path: str | Path) -> SpandrelInfo:
+    """What spandrel reads from a model file (scale, channels, size multiple...), read once
+    per file version: planning asks before any backend loads the model."""
+    path = Path(path)
+    st = path.stat()
+    return _cached_info(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_info(path: str, mtime_ns: int, size: int) -> SpandrelInfo:
+    try:
+        return load_spandrel(path)[1]
+    except ValueError:
+        raise
+    except Exception as err:  # spandrel's UnsupportedModelError and friends: one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{Path(path).name}: spandrel cannot load it: {first[:200]}") from None
 
 
 def _info(descriptor: Any, module: Any, path: Path) -> SpandrelInfo:

@@ -28,7 +28,9 @@ from evalharness.backends.export import export_onnx, with_graph_normalization
 from evalharness.backends.quantize import Timer, quantize_nncf, quantize_ort
 from evalharness.preprocess.ppp import add_ppp, cpu_streams
 
-_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+# precision `default` sets no hint: what a user who sets nothing gets (bf16 on CPUs with
+# AVX512_BF16/AMX); precision_ran then says what the plugin chose
+_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "default": None}
 _EFFECTIVE = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
 # device values of the sweep -> OpenVINO device strings (variant option `ov_device` wins)
 _DEVICES = {"cpu": "CPU", "gpu": "GPU"}
@@ -115,9 +117,9 @@ class OpenVinoSession:
 class OpenVinoBackend(BaseBackend):
     name = "openvino"
     capabilities = Capabilities(
-        sources=("torch", "torchvision", "onnx", "openvino"),
+        sources=("torch", "torchvision", "onnx", "openvino", "spandrel"),
         placements=("host", "graph", "ov_ppp"),
-        precisions=("fp32", "fp16", "bf16", "int8_ort", "int8_nncf"),
+        precisions=("fp32", "fp16", "bf16", "default", "int8_ort", "int8_nncf"),
         layouts=("NCHW", "NHWC"),
         devices=("cpu", "gpu"),
         requires=("openvino",),
@@ -145,10 +147,11 @@ class OpenVinoBackend(BaseBackend):
 
         core = ov.Core()
         timer = Timer()
-        if variant.model.source == "openvino":  # an IR: read as it is
+        ir = variant.model.file_for("openvino")  # an IR (or the user's converted one): as is
+        if ir is not None:
             if variant.placement == "graph":
                 raise ValueError("norm 'graph' needs an ONNX or torch model, not an IR")
-            path = variant.model.weights
+            path = ir
         else:
             path = export_onnx(variant.model, cache_dir)
             if variant.placement == "graph":
@@ -175,6 +178,8 @@ class OpenVinoBackend(BaseBackend):
             "INFERENCE_NUM_THREADS": variant.threads * streams,
             "NUM_STREAMS": streams,
         }
+        if config["INFERENCE_PRECISION_HINT"] is None:
+            del config["INFERENCE_PRECISION_HINT"]
         check_device(core, device)
         compiled = core.compile_model(model, device, config)
         session = OpenVinoSession(compiled, (note,) if note else ())
