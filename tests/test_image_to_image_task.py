@@ -129,6 +129,20 @@ def test_runtimes_and_swept_tiles_against_the_reference_output(tiny, tmp_path):
     assert set(preds.out_h) == {h for h, _ in HR_SIZES}
     variants = (run_dir / "variants.json").read_text()
     assert "odd-size probe 37x41: ran" in variants and "tiles 8 px, overlap 0" in variants
+    # the report's drawing hook: both outputs of one image, re-run on demand, and the
+    # amplified difference with the seams of the 8 px tiles marked
+    from evalharness.runner.ondemand import RunDirConfigs
+
+    model = SimpleNamespace(name="m", scale=2, out_channels=3, postprocess=())
+    source, task = RunDirConfigs(run_dir), get_task("image_to_image", model)
+    config = {"backend": "torch", "tile": "t64_o0", "size": "8", "overlap": "0"}
+    [mine] = source.outputs(config, ["LR/img_0.png"])
+    [ref] = source.outputs({"backend": "torch", "tile": "none"}, ["LR/img_0.png"])
+    np.testing.assert_array_equal(ref.outputs[IMAGE][None], outs["img_0"])
+    v = task.views(mine.model_input, mine.outputs[IMAGE], ref.outputs[IMAGE], 8, 0)
+    assert v.input.shape == v.output.shape == v.diff.shape == (24, 32, 3)
+    assert v.seam_rows == (12,) and v.seam_cols == (16,) and v.gain >= 1
+    assert (v.diff[12] == (255, 0, 0)).all()  # the seam line
 
 
 class FakeSession:

@@ -48,6 +48,8 @@ class Task(ABC):
     metric_columns: tuple[str, ...]  # every metric column summarize() returns
     unit: str = "points"  # what metric differences are in ("points" of accuracy, "mAP", ...)
     number_format: str = "{:+.1f}"  # how a difference in that unit is printed
+    # how the terminal table prints a metric column (default {:6.2f})
+    column_formats: tuple[tuple[str, str], ...] = ()
     # Names of the per-image paired counts in pairs/compare tables: (worse, better).
     flip_names: tuple[str, str] = ("images_worse", "images_better")
     task_schema: list[tuple[str, pa.DataType]] = []

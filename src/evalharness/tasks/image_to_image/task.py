@@ -145,6 +145,11 @@ class ImageToImage(Task):
     )  # fmt: skip
     unit = "dB"
     number_format = "{:+.3f}"
+    column_formats = (
+        ("psnr_y", "{:7.4f}"), ("ssim_y", "{:.4f}"), ("psnr_rgb", "{:7.4f}"),
+        ("psnr_ref", "{:6.1f}"), ("psnr_ref_worst", "{:6.1f}"), ("max_abs_ref", "{:7.1e}"),
+        ("tol_fail", "{:6.2f}"),
+    )  # fmt: skip
     gallery = "images"
     factors = ("tile",)
     needs_reference_output = True
