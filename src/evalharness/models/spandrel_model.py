@@ -90,9 +90,11 @@ def load_spandrel(path: str | Path) -> tuple[Any, SpandrelInfo]:
     The module is the bare architecture: unlike spandrel's descriptor call it neither pads
     to the size multiple nor clamps to [0, 1], so the runtimes compare like for like and
     padding stays an explicit, measured choice (tiling.padded)."""
-    from spandrel import MAIN_REGISTRY, ImageModelDescriptor, canonicalize_state_dict
+    from evalharness.optional import require
 
-    state = canonicalize_state_dict(read_state_dict(path))
+    spandrel = require("spandrel", "a spandrel model file", "spandrel")
+    MAIN_REGISTRY, ImageModelDescriptor = spandrel.MAIN_REGISTRY, spandrel.ImageModelDescriptor
+    state = spandrel.canonicalize_state_dict(read_state_dict(path))
     descriptor = MAIN_REGISTRY.load(state)
     if not isinstance(descriptor, ImageModelDescriptor):
         raise ValueError(
