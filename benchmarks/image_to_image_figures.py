@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from evalharness.backends import export as bx
+from evalharness.models.sizes import odd_size
 from evalharness.models.spandrel_model import load_spandrel
 from evalharness.tasks.image_to_image import export as ex
 from evalharness.tasks.image_to_image import metrics as mt
@@ -160,7 +162,7 @@ def show_dncnn() -> None:
 def compact_runtimes(tmp: Path) -> list[tuple[str, str, ModelFn]]:
     """(name, precision that ran, model function) for every runtime the README lists."""
     compact, _ = load_spandrel(MODELS / "realesr-animevideov3.pth")
-    onnx32 = ex.export_onnx(compact, tmp / "compact.onnx", 3, "legacy", opset=17)
+    onnx32 = bx.export_module_any_size(compact, tmp / "compact.onnx", 3, "legacy", opset=17)
     onnx16 = ex.fp16_onnx(onnx32, tmp / "compact_fp16.onnx")
     ort32, ort16 = ex.OrtRunner(onnx32, THREADS), ex.OrtRunner(onnx16, THREADS)
     rows = [("onnxruntime f32", ort32.precision_ran, ort32)]
@@ -244,16 +246,22 @@ def show_tiles() -> None:
 
 def ditn_exports(ditn, tmp: Path) -> dict[str, Path]:
     return {
-        "legacy traced 64x64": ex.export_onnx(ditn, tmp / "l64.onnx", 3, "legacy", (64, 64)),
-        "dynamo traced 64x64": ex.export_onnx(ditn, tmp / "d64.onnx", 3, "dynamo", (64, 64)),
-        "dynamo traced odd": ex.export_onnx(ditn, tmp / "dodd.onnx", 3, "dynamo", multiple=8),
+        "legacy traced 64x64": bx.export_module_any_size(
+            ditn, tmp / "l64.onnx", 3, "legacy", (64, 64)
+        ),
+        "dynamo traced 64x64": bx.export_module_any_size(
+            ditn, tmp / "d64.onnx", 3, "dynamo", (64, 64)
+        ),
+        "dynamo traced odd": bx.export_module_any_size(
+            ditn, tmp / "dodd.onnx", 3, "dynamo", multiple=8
+        ),
     }
 
 
 def show_ditn_sizes() -> None:
     ditn, info = load_spandrel(MODELS / "DITN_Real_x4.pth")
     reference = ex.torch_runner(ditn)
-    odd = ex.odd_size(info.size_multiple, info.size_minimum)
+    odd = odd_size(info.size_multiple, info.size_minimum)
     sizes = [(64, 64), (72, 72), (70, 70), (odd, odd + 4)]
     with tempfile.TemporaryDirectory() as tmp:
         for label, path in ditn_exports(ditn, Path(tmp)).items():
@@ -280,7 +288,7 @@ def show_padding() -> None:
     refs = outputs(torch_fn, images)  # DITN pads itself: reflect, bottom/right
     print(f"   DITN torch (its own reflect padding): PSNR_Y {mean_psnr(refs, images):.4f}")
     with tempfile.TemporaryDirectory() as tmp:
-        path = ex.export_onnx(ditn, Path(tmp) / "d64.onnx", 3, "dynamo", (64, 64))
+        path = bx.export_module_any_size(ditn, Path(tmp) / "d64.onnx", 3, "dynamo", (64, 64))
         ort_fn = ex.OrtRunner(path, THREADS)
         cases = [("torch", mode, torch_fn) for mode in ("reflect", "replicate", "constant")]
         cases += [("ORT dynamo@64", mode, ort_fn) for mode in ("reflect", "replicate", "constant")]

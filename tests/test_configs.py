@@ -78,13 +78,30 @@ def test_every_factor_option_resolves(group, name):
     assert len(specs) == 1 and specs[0].is_reference or len(specs) == 2 and specs[1].is_reference
 
 
-def test_sweep_configs_compose():
+def _image_model(tmp_path) -> list[str]:
+    """A tiny spandrel upscaler on a paired set: for the sweeps of image-to-image factors."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from spandrel.architectures.Compact import Compact
+
+    torch.save(Compact(num_feat=4, num_conv=1, upscale=2).state_dict(), tmp_path / "m.pth")
+    for folder, size in (("HR", 16), ("LR", 8)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(tmp_path / folder / "a.png")
+    return ["model=spandrel_file", f"model.weights={tmp_path / 'm.pth'}", "dataset=image_pairs",
+            f"dataset.root={tmp_path}"]  # fmt: skip
+
+
+def test_sweep_configs_compose(tmp_path):
+    image_model = _image_model(tmp_path)
     for name in STORE.names("sweep"):
         if name == "gpu" and BACKENDS.get("torch")().device_missing("cuda"):
             with pytest.raises(PlanError, match="selects no config"):
                 plan_of([f"+sweep={name}"])
             continue
-        specs = plan_of([f"+sweep={name}"]).specs
+        model = image_model if name.startswith("sr_") else []  # image-to-image sweeps
+        specs = plan_of([*model, f"+sweep={name}"]).specs
         assert len({s.config_id for s in specs}) == len(specs)
 
 

@@ -12,6 +12,8 @@ import pytest
 import torch
 from torch import nn
 
+from evalharness.backends import export as bx
+from evalharness.models.sizes import odd_size
 from evalharness.models.spandrel_model import load_spandrel, read_state_dict
 from evalharness.tasks.image_to_image import export as ex
 from evalharness.tasks.image_to_image import metrics as mt
@@ -268,9 +270,9 @@ def test_check_output_names_both_sizes_and_non_finite_values():
 
 
 def test_odd_size_is_divisible_by_nothing_declared():
-    assert ex.odd_size(8) == 37 and ex.odd_size(1, minimum=64) == 67
+    assert odd_size(8) == 37 and odd_size(1, minimum=64) == 67
     for multiple in (2, 4, 8, 16, 37):
-        n = ex.odd_size(multiple)
+        n = odd_size(multiple)
         assert n % multiple and n % 2
 
 
@@ -291,7 +293,7 @@ def test_check_size_reports_failures_instead_of_raising():
 def tiny_onnx(tmp_path_factory) -> tuple[nn.Module, Path]:
     model = TinyUpscaler().eval()
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    return model, ex.export_onnx(model, path, 3, "legacy")
+    return model, bx.export_module_any_size(model, path, 3, "legacy")
 
 
 def test_legacy_export_runs_at_untraced_sizes_on_ort_and_openvino(tiny_onnx):
@@ -300,7 +302,7 @@ def test_legacy_export_runs_at_untraced_sizes_on_ort_and_openvino(tiny_onnx):
     ort, ov = ex.OrtRunner(path), ex.OpenVinoRunner(path, "f32")
     assert ort.precision_ran == "fp32" and ov.precision_ran == "f32"
     assert set(ov.layer_precisions()) == {("Convolution", "f32")}
-    for hw in ((ex.odd_size(), 16), (8, 5)):
+    for hw in ((odd_size(), 16), (8, 5)):
         for runner in (ort, ov):
             check = ex.check_size(runner, reference, hw, 2, 3)
             assert check.ok and check.max_abs < 1e-5, check
@@ -318,7 +320,7 @@ def test_fp16_onnx_keeps_float32_io_and_reports_what_ort_runs(tiny_onnx, tmp_pat
 
 def test_dynamo_export_traced_at_an_odd_size_keeps_the_models_padding(tmp_path):
     model = TinyUpscaler(pad_to=4).eval()
-    path = ex.export_onnx(model, tmp_path / "pad.onnx", 3, "dynamo", multiple=4)
+    path = bx.export_module_any_size(model, tmp_path / "pad.onnx", 3, "dynamo", multiple=4)
     reference = tiny_fn(model.double())
     runner = ex.OrtRunner(path)
     for hw in ((16, 16), (13, 10), (37, 41)):

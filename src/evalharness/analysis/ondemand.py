@@ -25,6 +25,10 @@ class ConfigSource(Protocol):
     def spec(self, config: dict[str, str]) -> Any:
         """The config's RunSpec (its host pipeline and variant)."""
 
+    def outputs(self, config: dict[str, str], sample_ids: list[str]) -> list[Any]:
+        """The config's model input and raw outputs for these samples (runner/ondemand.py
+        SampleOutputs): images the report draws (image-to-image: `Task.views`)."""
+
 
 class NoConfigs:
     """Evaluates nothing: a coalition the run lacks stays missing (said where it matters)."""
@@ -42,3 +46,6 @@ class NoConfigs:
 
     def spec(self, config: dict[str, str]) -> Any:
         raise ValueError("this command plans no config")
+
+    def outputs(self, config: dict[str, str], sample_ids: list[str]) -> list[Any]:
+        raise ValueError("this command runs no model")

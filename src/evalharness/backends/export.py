@@ -8,18 +8,35 @@ never re-export, and nothing is written beside the user's file.
 Normalization in the graph is added by prepending Sub/Div nodes to the model's real input
 (what a deployment engineer does to an existing ONNX file), not by re-exporting. fp16 uses
 onnxconverter-common (the maintained converter), keeping float32 inputs and outputs.
+
+A model that takes any size (card input_size null: upscalers, denoisers) is exported with
+dynamic height and width by `export_module_any_size`. What was measured on DITN (transformer
+SR, size multiple 8, pads itself inside forward) decides how:
+- the legacy (TorchScript) exporter bakes the traced size into Reshape constants: a model
+  traced at 64x64 runs 64x64 only (72x72 and 70x70 raise in a Reshape in onnxruntime and
+  OpenVINO 2026.4 alike);
+- the dynamo exporter with dynamic dims keeps the sizes symbolic, but the size it traces
+  decides which branch of `if pad_h or pad_w` is kept: traced at a multiple of 8 the
+  padding is dropped and non-multiples raise in a Reshape; traced at a size that is *not*
+  a multiple, the padding stays in the graph and 64, 72 and 70 all run. So the export
+  traces at two different primes no size multiple divides (`odd_size`), with the dynamo
+  exporter; convolutional models (Compact, DnCNN) export either way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
 from evalharness.backends.base import IOInfo
 from evalharness.backends.derived import derived_file
 from evalharness.hashing import file_sha256
+from evalharness.models.sizes import odd_hw
 from evalharness.models.source import ModelSpec, build_torch_model
 
 OPSET = 17
@@ -28,6 +45,7 @@ DEFAULT_OUTPUT = "logits"
 # onnx.TensorProto element types (FLOAT, FLOAT16, UINT8, INT64): the numbers, so that this
 # module imports without onnx (it is imported when the runtimes are registered)
 _ONNX_TYPES = {1: "float32", 10: "float16", 2: "uint8", 7: "int64"}
+Exporter = Literal["legacy", "dynamo"]
 
 
 def _io(value) -> IOInfo:
@@ -64,12 +82,13 @@ def export_onnx(spec: ModelSpec, cache_dir: str | Path) -> Path:
     import onnx
     import torch
 
-    if spec.source == "onnx":
-        return spec.weights
+    own = spec.file_for("onnx")  # the user's ONNX file, or their converted copy
+    if own is not None:
+        return own
     if not spec.has_torch_module:
         raise ValueError(f"model '{spec.name}' ({spec.source}) cannot be exported to ONNX")
     if spec.input_hw is None:
-        raise ValueError(f"model '{spec.name}': exporting needs card.input_size")
+        return export_any_size(spec, cache_dir)
     names = torch_output_names(spec)
     payload = dict(
         kind="export",
@@ -101,6 +120,133 @@ def export_onnx(spec: ModelSpec, cache_dir: str | Path) -> Path:
         onnx.checker.check_model(str(tmp))
 
     return derived_file(cache_dir, "onnx", payload, ".onnx", build, stem=spec.name)
+
+
+def export_any_size(spec: ModelSpec, cache_dir: str | Path) -> Path:
+    """The fp32 ONNX of a model that takes any size: batch 1, dynamic height and width,
+    traced by the dynamo exporter at sizes the size multiple does not divide (module doc)."""
+    import onnx
+    import torch
+
+    names = torch_output_names(spec)
+    multiple = spec.size_multiple
+    example = odd_hw(multiple)
+    payload = dict(
+        kind="export_any_size",
+        weights=spec.weights_sha256,
+        builder=spec.builder,
+        source=spec.source,
+        channels=spec.channels,
+        example=list(example),
+        multiple=multiple,
+        outputs=names,
+        torch=torch.__version__,
+        onnx=onnx.__version__,
+    )
+
+    def build(tmp: Path) -> None:
+        module = build_torch_model(spec)
+        export_module_any_size(module, tmp, spec.channels, "dynamo", example, multiple,
+                               output_names=names)  # fmt: skip
+        onnx.checker.check_model(str(tmp))
+
+    return derived_file(cache_dir, "onnx", payload, ".onnx", build, stem=spec.name)
+
+
+def export_module_any_size(
+    model: Any,
+    path: str | Path,
+    channels: int,
+    exporter: Exporter = "legacy",
+    example_hw: tuple[int, int] | None = None,
+    multiple: int = 1,
+    opset: int = 17,
+    output_names: list[str] | None = None,
+) -> Path:
+    """Export a torch image model to ONNX with dynamic H and W ("input" -> "output", or
+    the names given).
+
+    `example_hw` is the traced size; by default two different primes that `multiple` does
+    not divide (see the module docstring for why that matters to the dynamo exporter, and
+    distinct so no exporter can assume a square input). `opset` applies to the legacy
+    exporter; the dynamo exporter picks its own (18 or later)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if example_hw is None:
+        example_hw = odd_hw(multiple)
+    x = torch.rand(1, channels, *example_hw)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # TracerWarnings on Python ints are expected here
+        names = list(output_names or ["output"])
+        if exporter == "legacy":
+            _export_legacy(model, x, path, opset, names)
+        elif exporter == "dynamo":
+            _export_dynamo(model, x, path, max(2, multiple), names)
+        else:
+            raise ValueError(f"unknown exporter {exporter!r} (legacy or dynamo)")
+    return path
+
+
+def _export_legacy(model: Any, x: Any, path: Path, opset: int, names: list[str]) -> None:
+    import torch
+
+    axes = {"input": {2: "height", 3: "width"}}
+    axes.update({n: {2: f"{n}_height", 3: f"{n}_width"} for n in names})
+    torch.onnx.export(
+        model,
+        (x,),
+        str(path),
+        dynamo=False,
+        opset_version=opset,
+        input_names=[INPUT_NAME],
+        output_names=names,
+        dynamic_axes=axes,
+    )
+
+
+def _export_dynamo(model: Any, x: Any, path: Path, min_size: int, names: list[str]) -> None:
+    """Dims start at the size multiple: a model that reflect-pads itself cannot take sizes
+    below it, and with min=2 torch.export's constraint solver fails on that (measured:
+    "Cannot create Dim with inconsistent min=0, max=-oo" for a net padding to 4)."""
+    import torch
+
+    dims = {
+        2: torch.export.Dim("height", min=min_size),
+        3: torch.export.Dim("width", min=min_size),
+    }
+    # the exporter and onnxscript's optimizer print progress ("No unused functions to
+    # remove", ...) on stdout and through logging: the library never prints
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), _no_logs():
+        _dynamo_program(model, x, dims, names).save(str(path))
+
+
+@contextlib.contextmanager
+def _no_logs():
+    import logging
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _dynamo_program(model: Any, x: Any, dims: dict, names: list[str]) -> Any:
+    import torch
+
+    return torch.onnx.export(
+        model,
+        (x,),
+        dynamo=True,
+        input_names=[INPUT_NAME],
+        output_names=names,
+        dynamic_shapes=(dims,),
+        verbose=False,
+    )
 
 
 def with_graph_normalization(src: Path, cache_dir: str | Path, mean, std) -> Path:

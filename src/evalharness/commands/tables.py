@@ -10,14 +10,21 @@ def terminal_table(summary, task, max_rows: int = 40) -> str:
     varying = [f for f in factors if summary[f].nunique() > 1] or ["backend"]
     t = summary[varying].copy()
     m = task.metric
+    fmt = dict(task.column_formats)
     if f"{m}_lo" in summary:
+        f = fmt.get(m, "{:6.2f}")
         t[f"{m} [95% CI]"] = [
-            f"{a:6.2f} [{lo:5.2f}, {hi:5.2f}]"
+            f"{f.format(a)} [{f.format(lo)}, {f.format(hi)}]"
             for a, lo, hi in zip(summary[m], summary[f"{m}_lo"], summary[f"{m}_hi"], strict=True)
         ]
     for col in task.metric_columns:
-        if col != m and not col.endswith(("_lo", "_hi")):
-            t[col] = summary[col].map(lambda v: f"{v:6.2f}")
+        if col == m or col.endswith(("_lo", "_hi")) or summary[col].isna().all():
+            continue  # a column no config has (psnr_rgb unless asked for) is left out
+        t[col] = summary[col].map(fmt.get(col, "{:6.2f}").format)
+    if "precision_ran" in summary and "precision" in summary:
+        ran = summary.precision_ran.astype(str)
+        if (ran != summary.precision.astype(str)).any():  # a runtime ran something else
+            t.insert(len(varying), "ran", ran)
     t["agree_ref"] = summary.agree_ref.map(lambda v: f"{v:6.2f}")
     t["errors"] = summary.n_errors
     t["img/s"] = summary.images_per_s.map(lambda v: f"{v:7.0f}")

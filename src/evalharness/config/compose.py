@@ -144,6 +144,9 @@ def check_group_choices(argv: Sequence[str], store: OptionStore) -> str | None:
     return None
 
 
-def factor_choices(composed: Composed) -> dict[str, str]:
-    """The option of every factor group."""
-    return {f: composed.choices[f] for f in FACTORS}
+def factor_choices(composed: Composed, groups: Sequence[str] = FACTORS) -> dict[str, str]:
+    """The option of every factor group (FACTORS, then the model's task's own groups)."""
+    missing = [g for g in groups if g not in composed.choices]
+    if missing:
+        raise ValueError(f"no option chosen for factor group(s) {', '.join(missing)}")
+    return {f: composed.choices[f] for f in groups}

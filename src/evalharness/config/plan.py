@@ -34,6 +34,7 @@ from evalharness.models.fileinfo import OWN_RUNTIME
 from evalharness.models.source import ModelSpec
 from evalharness.preprocess.colour import ColourSpec, HostNormSpec
 from evalharness.preprocess.decode import DECODERS, DecodeSpec
+from evalharness.preprocess.degrade import degrade_stage
 from evalharness.preprocess.pipeline import Stage, build_pipeline
 from evalharness.preprocess.resize import RESIZERS, ResizeSpec
 from evalharness.registry import FACTORS, UnknownNameError, unknown_choice_message
@@ -138,7 +139,7 @@ def _backend_problem(options: dict[str, Option], model: ModelSpec) -> str | None
     precision = options["precision"]["name"]
     device = options["device"]["name"]
     checks = [
-        (model.source in caps.sources, _source_refused(model.source, name)),
+        (any(s in caps.sources for s in model.sources), _source_refused(model.source, name)),
         (placement in caps.placements, f"norm '{placement}' is not available on {name}"),
         (
             precision in caps.precisions,
@@ -225,18 +226,20 @@ def in_model_resize(stages) -> dict[str, str]:
     return {key: spec.interpolation} if key else {}
 
 
-def explicit_factors(overrides: list[str]) -> set[str]:
+def explicit_factors(overrides: list[str], groups: tuple[str, ...] = FACTORS) -> set[str]:
     """Factors the user set on the command line (`resize=...`, `decoder.exif=...`)."""
     out = set()
     for o in overrides:
         key = o.lstrip("+~").split("=", 1)[0].split(".", 1)[0].split("/", 1)[0]
-        if key in FACTORS:
+        if key in groups:
             out.add(key)
     return out
 
 
 def describe(choices: Mapping[str, str]) -> str:
-    return " ".join(f"{f}={choices[f]}" for f in FACTORS if f in choices)
+    """`backend=torch ... precision=fp32` (and a task's own factors after them)."""
+    extra = [f for f in choices if f not in FACTORS and f != stacks.STACK and "." not in f]
+    return " ".join(f"{f}={choices[f]}" for f in (*FACTORS, *extra) if f in choices)
 
 
 def _config_id(model: ModelSpec, factors, stages, variant: ModelVariant) -> str:
@@ -271,18 +274,20 @@ def setting_column(key: str) -> str:
     return key.split(".", 1)[1]
 
 
-def _check_factor_names(factors: Mapping[str, Any]) -> None:
+def _check_factor_names(factors: Mapping[str, Any], groups: tuple[str, ...] = FACTORS) -> None:
     for f in factors:
         if f == stacks.STACK:
             continue
         group = f.split(".", 1)[0]
-        if group not in FACTORS:
-            raise PlanError(unknown_choice_message("sweep factor", group, list(FACTORS)))
+        if group not in groups:
+            raise PlanError(unknown_choice_message("sweep factor", group, list(groups)))
         if "." in f and f.count(".") != 1:
             raise PlanError(f"sweep factor '{f}': use group.setting (one dot)")
 
 
-def assignments(factors: Mapping[str, tuple], base: Mapping[str, str], mode: str) -> Iterator:
+def assignments(
+    factors: Mapping[str, tuple], base: Mapping[str, str], mode: str, groups=FACTORS
+) -> Iterator:
     """The factor assignments a sweep evaluates.
 
     product:       every combination of the listed values;
@@ -291,7 +296,7 @@ def assignments(factors: Mapping[str, tuple], base: Mapping[str, str], mode: str
     """
     if mode not in MODES:
         raise PlanError(unknown_choice_message("sweep mode", str(mode), list(MODES)))
-    keys = [f for f in (stacks.STACK, *FACTORS) if f in factors] + [f for f in factors if "." in f]
+    keys = [f for f in (stacks.STACK, *groups) if f in factors] + [f for f in factors if "." in f]
     if mode == "product":
         grid = [[(f, str(v)) for v in factors[f]] for f in keys]
         yield from itertools.product(*grid)
@@ -315,6 +320,14 @@ class Planner:
     threads: int
     calibration_key: str = ""
     base_stack: str = ""  # the command line's `stack=NAME` ('' for none)
+    task_factors: tuple[str, ...] = ()  # the model's task's own factor groups (tile)
+    # the dataset's degradation (plain data): a host stage that makes each model input
+    # from its clean file, after normalize (preprocess/degrade.py); None for most sets
+    degradation: Mapping[str, Any] | None = None
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        return (*FACTORS, *self.task_factors)
 
     def option(self, group: str, name: str) -> Option:
         return self.store.load(group, name)
@@ -325,6 +338,8 @@ class Planner:
         check_precision_settings(options["precision"]["name"], options["precision"])
         try:
             stages, mean, std = build_stages(options, self.card, self.model)
+            if self.degradation:
+                stages = (*stages, degrade_stage(self.degradation, options["resize"]))
         except (ValueError, UnknownNameError) as e:
             raise PlanError(f"{describe(choices)}: {e}") from None
         why = check_capabilities(choices, options, self.model, stages)
@@ -334,6 +349,9 @@ class Planner:
         variant_options = option_settings(prec)
         variant_options.update(option_settings(dev))
         variant_options.update(in_model_resize(stages))
+        for group in self.task_factors:  # the task's own factors change how the model runs
+            settings_of = option_settings(options[group])
+            variant_options.update({f"{group}.{k}": v for k, v in settings_of.items()})
         if variant_options.get("calibrate"):
             # a quantized model depends on the images it calibrated on *and* their preprocessing
             variant_options["calibration_key"] = self.calibration_key
@@ -349,7 +367,7 @@ class Planner:
             dev["name"],
             tuple(sorted(variant_options.items())),
         )
-        factors = tuple((f, choices[f]) for f in FACTORS) + tuple(settings)
+        factors = tuple((f, choices[f]) for f in self.factors) + tuple(settings)
         return RunSpec(_config_id(self.model, factors, stages, variant), factors, stages, variant)
 
     def options_for(self, choices, listed, settings: Mapping[str, Any]) -> dict[str, Option]:
@@ -360,7 +378,7 @@ class Planner:
         as it is (its column reads "-"). The value "-" keeps the option's own setting."""
         options = {
             f: self.option(f, choices[f]) if f in listed else dict(self.base_options[f])
-            for f in FACTORS
+            for f in self.factors
         }
         for key, value in settings.items():
             group, name = key.split(".", 1)
@@ -383,10 +401,10 @@ class Planner:
         """All configs of the sweep (or the one base config), plus the model card's reference;
         and the impossible combinations a `skip` sweep leaves out (one line each)."""
         factors = sweep.factors
-        _check_factor_names(factors)
+        _check_factor_names(factors, self.factors)
         has: dict[str, set[str]] = {}  # group -> every setting its options here have
         specs, impossible, seen = [], [], set()
-        for combo in assignments(factors, self.base_choices, sweep.mode):
+        for combo in assignments(factors, self.base_choices, sweep.mode, self.factors):
             assigned = dict(combo)
             try:
                 stack, stacked = stacks.unfold(assigned, self.base_stack, self.store)
@@ -437,12 +455,12 @@ class Planner:
                 if self.model.source in cls.capabilities.sources:
                     ref["backend"] = name
                     break
-        return {f: ref.get(f, self.base_choices[f]) for f in FACTORS}
+        return {f: ref.get(f, self.base_choices[f]) for f in self.factors}
 
     def with_reference(self, specs: list[RunSpec], factors) -> list[RunSpec]:
         """Mark the model card's reference config, adding it when the sweep lacks it."""
         choices = self.reference_choices()
-        options = {f: self.option(f, choices[f]) for f in FACTORS}
+        options = {f: self.option(f, choices[f]) for f in self.factors}
         try:
             ref = self.resolve(choices, options, self.setting_columns(factors, options))
         except PlanError:

@@ -33,7 +33,7 @@ from evalharness.data.dataset import Dataset, Sample, load_dataset
 from evalharness.models.fileinfo import OWN_RUNTIME
 from evalharness.models.source import ModelSpec
 from evalharness.registry import FACTORS
-from evalharness.tasks.base import Task, get_task
+from evalharness.tasks.base import TASKS, Task, get_task
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,18 @@ def build_plan(composed: Composed, explicit: set[str] | None = None) -> RunPlan:
     those the overrides set); the others take the model card's reference."""
     cfg = copy.deepcopy(dict(composed.config))
     store = store_for(composed.user_dirs)
-    explicit = explicit_factors(list(composed.overrides)) if explicit is None else explicit
     cfg["model"], model_notes = resolve_model(cfg["model"], composed.overrides)
-    choices, options, stack = _base(cfg, factor_choices(composed), explicit, store)
+    groups = (*FACTORS, *_task_factors(cfg))
+    explicit = explicit_factors(list(composed.overrides), groups) if explicit is None else explicit
+    choices, options, stack = _base(cfg, factor_choices(composed, groups), explicit, store)
     cfg.update(options)  # the record holds the options that ran, card and stack applied
     threads = positive_int("threads", cfg["threads"])
     opts = sweep_options(cfg)
     model = ModelSpec.from_config(cfg["model"])
+    if model.source == "spandrel":  # the record says what spandrel read from the weights
+        cfg["model"].update(architecture=model.architecture, scale=model.scale,
+                            channels=model.channels, out_channels=model.out_channels,
+                            size_multiple=model.size_multiple)  # fmt: skip
     task = get_task(model.task, model)
     dataset = load_dataset(cfg["dataset"])
     if dataset.task != model.task:
@@ -109,9 +114,10 @@ def build_plan(composed: Composed, explicit: set[str] | None = None) -> RunPlan:
     sweep = SweepSpec.of(cfg.get("sweep"))
     _check_precisions(options["precision"], choices, sweep, store)  # before images are held out
     calibration, scored = _calibration(cfg, dataset, task, sweep, choices, store)
-    card = cfg["model"].get("card") or {}
+    card = _card(cfg)
     planner = Planner(store, model, card, choices, options, threads,
-                      calibration.key if calibration else "", stack)  # fmt: skip
+                      calibration.key if calibration else "", stack, groups[len(FACTORS):],
+                      dataset.extra.get("degradation"))  # fmt: skip
     specs, skipped = planner.expand(sweep)
     held = bool(cfg["calibration"].get("held_out"))
     if calibration is not None and not held and not any(_calibrates(s) for s in specs):
@@ -139,18 +145,35 @@ def _calibrates(spec: RunSpec) -> bool:
     return bool(spec.variant.option("calibrate"))
 
 
+def _task_factors(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """The factor groups the model's task adds (image-to-image: tile); an unknown task is
+    named later, where the model is read."""
+    name = str((cfg.get("model") or {}).get("task", "classification"))
+    return TASKS.get(name).factors if name in TASKS else ()
+
+
+def _card(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The model card, with the reference options a dataset that generates its inputs names
+    (a degradation made with a resize: `reference: {resize: pil_bicubic}`) over the card's."""
+    card = dict(cfg["model"].get("card") or {})
+    extra = (cfg.get("dataset") or {}).get("reference") or {}
+    if extra:
+        card["reference"] = {**(card.get("reference") or {}), **extra}
+    return card
+
+
 def _base(cfg: dict, choices: dict[str, str], explicit: set[str], store: OptionStore):
     """Base choices and options: command line > stack > model card reference > defaults."""
-    options = {f: dict(cfg[f]) for f in FACTORS}
+    options = {f: dict(cfg[f]) for f in choices}
     stack = str((cfg.get(stacks.STACK) or {}).get("name") or "")
     stacked, explicit = stacks.apply_stack(stack, choices, explicit, store)
     for factor, name in stacked.items():
         if name != choices[factor]:
             options[factor] = store.load(factor, name)
     choices = stacked
-    reference = (cfg["model"].get("card") or {}).get("reference") or {}
+    reference = _card(cfg).get("reference") or {}
     for factor, name in reference.items():
-        if factor in FACTORS and factor not in explicit and choices.get(factor) != str(name):
+        if factor in choices and factor not in explicit and choices.get(factor) != str(name):
             options[factor] = store.load(factor, str(name))
             choices[factor] = str(name)
     # A model file runs on its own runtime unless the command line, a stack or the card
@@ -237,4 +260,4 @@ def plan_recorded(
     """The plan of one config of a finished run, from what the run recorded."""
     cfg = narrowed(recorded, config, settings)
     composed = Composed(cfg, {**choices, stacks.STACK: ""}, (), tuple(dirs))
-    return build_plan(composed, explicit=set(FACTORS))
+    return build_plan(composed, explicit=set(FACTORS) | set(choices))

@@ -84,7 +84,7 @@ def relative_id(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def _file_digest(path: Path, mode: str) -> str:
+def file_digest(path: Path, mode: str) -> str:
     try:
         if mode == "stat":
             st = os.stat(path)
@@ -150,7 +150,7 @@ def _hash_and_verify(ds: Dataset, mode: str) -> Dataset:
     h = hashlib.sha256(f"{ds.task}\n{len(ds.classes)}\n".encode())
     samples = []
     for s in ds.samples:
-        digest = _file_digest(s.path, mode)
+        digest = file_digest(s.path, mode)
         if (
             mode == "content"
             and s.expected_sha256

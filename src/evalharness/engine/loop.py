@@ -10,7 +10,10 @@ For each chunk of samples:
    however many configs produce the same bytes (xxh3-128 of the bytes plus shape and dtype,
    confirmed by a byte comparison); batches run in parallel across variants.
 3. Post-process: the task turns each config's outputs, with the Geometry of each sample's
-   pixels, into prediction rows; the chunk is written as one part file.
+   pixels, into prediction rows; the chunk is written as one part file. A task that
+   compares outputs with the reference config's (`Task.needs_reference_output`) gets the
+   reference's raw outputs of the same samples: the reference is scored first and its
+   outputs are kept until the chunk is written.
 The next chunk's preprocessing runs while the current chunk infers. Results do not depend
 on the number of workers: every batch is formed the same way and computed by one session
 with the backend's fixed thread count.
@@ -123,7 +126,7 @@ def load_sessions(
         tensors = None
         if v.option("calibrate") and calibration is not None:
             tensors = calibration_tensors(spec, list(calibration))
-        session = backend.load(v, cache_dir, calibration=tensors)
+        session = task.wrap_session(backend.load(v, cache_dir, calibration=tensors), v)
         task.check_outputs(session.infer(input_probe(v, session)), v.model, dataset)
         sessions[v] = session
     return sessions
@@ -145,7 +148,9 @@ class StageProgress:
 
 
 def pipeline_groups(pipes: list[Pipeline], n_samples: int, budget: int) -> list[list[Pipeline]]:
-    """Consecutive (trie-ordered) pipelines whose host tensors for a chunk fit the budget."""
+    """Consecutive (trie-ordered) pipelines whose host tensors for a chunk fit the budget;
+    the group that holds the reference config first (a task that compares outputs with
+    the reference's needs them before any other config is scored)."""
     groups: list[list[Pipeline]] = [[]]
     used = 0
     for p in pipes:
@@ -155,7 +160,10 @@ def pipeline_groups(pipes: list[Pipeline], n_samples: int, budget: int) -> list[
             used = 0
         groups[-1].append(p)
         used += need
-    return groups
+    has_ref = [any(s.is_reference for p in g for s in p.specs) for g in groups]
+    return [g for g, r in zip(groups, has_ref, strict=True) if r] + [
+        g for g, r in zip(groups, has_ref, strict=True) if not r
+    ]
 
 
 class ChunkEvaluator:
@@ -180,6 +188,9 @@ class ChunkEvaluator:
         )
         self.counters = Counters()
         self.timing: dict[str, float] = defaultdict(float)
+        # the reference config's raw outputs per sample (None: failed), for tasks that
+        # compare with them; set when the reference's group is evaluated (it comes first)
+        self.reference: list[Any] | None = None
 
     def preprocess(self, group: list[Pipeline]) -> dict[int, list[Any]]:
         """Host frames (or Failures) per pipeline index of the group, per sample."""
@@ -220,8 +231,14 @@ class ChunkEvaluator:
         for fut in futures:
             fut.result()
         columns = {}
+        results = {v: job.results() for v, job in jobs.items()}  # {config_id: outputs}
+        if self.task.needs_reference_output:
+            for v, outputs_of in results.items():
+                ref = next((s for s, _ in by_variant[v] if s.is_reference), None)
+                if ref is not None:
+                    self.reference = outputs_of[ref.config_id]
         for v, job in jobs.items():
-            outputs_of = job.results()  # {config_id: [per-sample outputs or None]}
+            outputs_of = results[v]
             for spec, final in by_variant[v]:
                 t0 = time.perf_counter()
                 columns[spec.config_id] = self._rows(spec, final, outputs_of[spec.config_id])
@@ -240,10 +257,15 @@ class ChunkEvaluator:
         model = spec.variant.model
         for idx in groups.values():
             raw = {n: np.stack([outputs[i][n] for i in idx]) for n in outputs[idx[0]]}
+            extra = {}
+            if self.task.needs_reference_output:
+                ref = self.reference or [None] * len(self.samples)
+                extra["reference"] = [ref[i] for i in idx]
             preds = self.task.predict(
                 self.task.read_outputs(raw, model),
                 [final[i] for i in idx],
                 [self.samples[i] for i in idx],
+                **extra,
             )
             for i, rec in zip(idx, preds, strict=True):
                 records[i] = rec

@@ -7,8 +7,16 @@
 - openvino:    `weights` is an IR .xml file with its .bin beside it;
 - ncnn:        `weights` is a .param file with its .bin beside it (`input_name` and
                `outputs` name the blobs, else they are read from the .param);
-- tflite:      `weights` is a .tflite (LiteRT) file.
+- tflite:      `weights` is a .tflite (LiteRT) file;
+- spandrel:    `weights` is an image-to-image model file (.pth/.ckpt/.safetensors) whose
+               architecture, scale, channels and size multiple spandrel reads from the
+               weights (models/spandrel_model.py), loaded without running code from it.
 Which backends run which source is each backend's declaration (backends/base.py).
+
+`files` names converted copies of the same model (`{onnx: m.onnx, ncnn: m.param}`): a
+backend that runs one of those sources runs the user's copy instead of converting the
+model itself, so one sweep asks "is my converted model the same model?" against the
+original (the copies are part of the model's content hash).
 
 A `ModelSpec` is hashable and carries the content hash of *every* file of the model (xml +
 bin, onnx + external data, param + bin), so every artefact derived from it (exports,
@@ -27,7 +35,8 @@ from evalharness.hashing import file_sha256
 from evalharness.paths import resolve_path
 
 STRIP_PREFIXES = ("module.", "model.", "_orig_mod.")
-SOURCES = ("torch", "torchvision", "onnx", "openvino", "ncnn", "tflite")
+SOURCES = ("torch", "torchvision", "onnx", "openvino", "ncnn", "tflite", "spandrel")
+TORCH_SOURCES = ("torch", "torchvision", "spandrel")  # sources with a torch module to export
 
 
 def _onnx_external_files(path: Path) -> list[Path]:
@@ -104,6 +113,16 @@ class ModelSpec:
     builder_cfg: Any = field(default=None, compare=False, hash=False, repr=False)
     # where num_classes came from, for messages: "" (the config) or "read from m.onnx"
     num_classes_from: str = field(default="", compare=False, hash=False, repr=False)
+    # Image models (spandrel reads these from the weights; a file model's config states
+    # them): input channels (1 for a grey model), output/input size ratio, the multiple
+    # that H and W must be (DITN: 8), and spandrel's architecture name.
+    channels: int = 3
+    out_channels: int = 3
+    scale: int = 1
+    size_multiple: int = 1
+    architecture: str = ""
+    # converted copies of this model by source ("onnx", "openvino", "ncnn"): see module doc
+    converted: tuple[tuple[str, Path], ...] = ()
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ModelSpec:
@@ -120,6 +139,11 @@ class ModelSpec:
                 f"model '{cfg['name']}': weights is a directory, not a file: {weights}"
             )
         builder: dict | None = None
+        image = _image_properties(cfg, source, weights)
+        converted = _converted_files(cfg)
+        files = model_files(weights, source) + [
+            f for kind, path in converted for f in model_files(path, kind)
+        ]
         if source == "torch":
             builder = dict(cfg["builder"])
         elif source == "torchvision":
@@ -137,7 +161,7 @@ class ModelSpec:
             name=cfg["name"],
             builder=repr(sorted(builder.items())) if builder else "",
             weights=weights,
-            weights_sha256=content_sha256(model_files(weights, source)),
+            weights_sha256=content_sha256(files),
             num_classes=None if n_classes is None else int(n_classes),
             input_hw=_hw((cfg.get("card") or {}).get("input_size")),
             source=source,
@@ -147,11 +171,25 @@ class ModelSpec:
             input_name=str(cfg.get("input_name") or ""),
             builder_cfg=builder,
             num_classes_from=str(cfg.get("num_classes_from") or ""),
+            converted=converted,
+            **image,
         )
 
     @property
     def has_torch_module(self) -> bool:
-        return self.source in ("torch", "torchvision")
+        return self.source in TORCH_SOURCES
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Every source this model can be run from: its own, then its converted copies."""
+        return (self.source, *(kind for kind, _ in self.converted))
+
+    def file_for(self, source: str) -> Path | None:
+        """The user's file of this source (the weights, or a converted copy), else None:
+        a backend then derives its model from the weights itself."""
+        if source == self.source:
+            return self.weights
+        return dict(self.converted).get(source)
 
     @property
     def files(self) -> list[Path]:
@@ -160,6 +198,58 @@ class ModelSpec:
     def output_for(self, role: str) -> str | None:
         """The model's output name that the task reads as `role`, if the config names one."""
         return dict(self.outputs).get(role)
+
+
+def _image_properties(cfg: Mapping[str, Any], source: str, weights: Path) -> dict[str, Any]:
+    """channels, out_channels, scale, size_multiple, architecture: read from the weights
+    by spandrel, else the config's own values (a converted file does not carry them)."""
+    if source == "spandrel":
+        from evalharness.models.spandrel_model import spandrel_info
+
+        info = spandrel_info(weights)
+        found = dict(
+            channels=info.input_channels,
+            out_channels=info.output_channels,
+            scale=info.scale,
+            size_multiple=info.size_multiple,
+            architecture=info.architecture,
+        )
+    else:
+        found = dict(channels=3, out_channels=None, scale=1, size_multiple=1, architecture="")
+    for key in ("channels", "out_channels", "scale", "size_multiple"):
+        value = cfg.get(key)
+        if value is not None and source != "spandrel":
+            found[key] = value
+        elif value is not None and int(value) != found[key]:
+            raise ValueError(
+                f"model '{cfg['name']}': {key} {value} in the config, but the weights "
+                f"({found['architecture']}) have {found[key]}"
+            )
+    if found["out_channels"] is None:
+        found["out_channels"] = found["channels"]
+    for key in ("channels", "out_channels", "scale", "size_multiple"):
+        if isinstance(found[key], bool) or int(found[key]) < 1:
+            raise ValueError(f"model '{cfg['name']}': {key} must be >= 1, got {found[key]!r}")
+        found[key] = int(found[key])
+    return found
+
+
+def _converted_files(cfg: Mapping[str, Any]) -> tuple[tuple[str, Path], ...]:
+    """`files: {onnx: ..., openvino: ..., ncnn: ...}` as (source, resolved path), checked."""
+    out = []
+    for kind, path in sorted((cfg.get("files") or {}).items()):
+        if path in (None, ""):
+            continue
+        if kind not in ("onnx", "openvino", "ncnn", "tflite"):
+            raise ValueError(
+                f"model '{cfg['name']}': files.{kind}: a converted copy is onnx, openvino, "
+                "ncnn or tflite"
+            )
+        resolved = resolve_path(path)
+        if not resolved.is_file():
+            raise FileNotFoundError(f"model '{cfg['name']}': files.{kind} not found: {resolved}")
+        out.append((str(kind), resolved))
+    return tuple(out)
 
 
 def _frozen(v: Any) -> Any:
@@ -206,9 +296,17 @@ def load_weights(path: Path) -> Any:
 
 
 def build_torch_model(spec: ModelSpec) -> Any:
-    """Instantiate the builder and load the weights safely (weights_only=True)."""
+    """Instantiate the builder and load the weights safely (weights_only=True); a spandrel
+    file is read by spandrel's architecture table after a weights-only load."""
     if not spec.has_torch_module:
         raise ValueError(f"model '{spec.name}' ({spec.source} file) has no torch module")
+    if spec.source == "spandrel":
+        from evalharness.models.spandrel_model import load_spandrel
+
+        try:
+            return load_spandrel(spec.weights)[0]
+        except Exception as e:  # spandrel raises its own types for an unknown architecture
+            raise ValueError(f"model '{spec.name}': {e}") from None
     from hydra.utils import instantiate
 
     module = instantiate(spec.builder_cfg)

@@ -20,6 +20,7 @@ global, before anything it names is called.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
 from dataclasses import dataclass
@@ -89,9 +90,11 @@ def load_spandrel(path: str | Path) -> tuple[Any, SpandrelInfo]:
     The module is the bare architecture: unlike spandrel's descriptor call it neither pads
     to the size multiple nor clamps to [0, 1], so the runtimes compare like for like and
     padding stays an explicit, measured choice (tiling.padded)."""
-    from spandrel import MAIN_REGISTRY, ImageModelDescriptor, canonicalize_state_dict
+    from evalharness.optional import require
 
-    state = canonicalize_state_dict(read_state_dict(path))
+    spandrel = require("spandrel", "a spandrel model file", "spandrel")
+    MAIN_REGISTRY, ImageModelDescriptor = spandrel.MAIN_REGISTRY, spandrel.ImageModelDescriptor
+    state = spandrel.canonicalize_state_dict(read_state_dict(path))
     descriptor = MAIN_REGISTRY.load(state)
     if not isinstance(descriptor, ImageModelDescriptor):
         raise ValueError(
@@ -100,6 +103,25 @@ def load_spandrel(path: str | Path) -> tuple[Any, SpandrelInfo]:
         )
     module = descriptor.model.eval()
     return module, _info(descriptor, module, Path(path))
+
+
+def spandrel_info(path: str | Path) -> SpandrelInfo:
+    """What spandrel reads from a model file (scale, channels, size multiple...), read once
+    per file version: planning asks before any backend loads the model."""
+    path = Path(path)
+    st = path.stat()
+    return _cached_info(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_info(path: str, mtime_ns: int, size: int) -> SpandrelInfo:
+    try:
+        return load_spandrel(path)[1]
+    except ValueError:
+        raise
+    except Exception as err:  # spandrel's UnsupportedModelError and friends: one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{Path(path).name}: spandrel cannot load it: {first[:200]}") from None
 
 
 def _info(descriptor: Any, module: Any, path: Path) -> SpandrelInfo:

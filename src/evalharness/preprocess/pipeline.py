@@ -16,6 +16,7 @@ from typing import Any
 
 from evalharness.preprocess.colour import ColourSpec, HostNormSpec, apply_colour, host_normalize
 from evalharness.preprocess.decode import DecodeSpec, decode
+from evalharness.preprocess.degrade import degrade
 from evalharness.preprocess.geometry import Frame
 from evalharness.preprocess.resize import ResizeSpec, resize
 
@@ -25,6 +26,8 @@ _RUN: dict[str, Callable[[Any, Any], Any]] = {
     "resize": lambda arr, spec: resize(arr, spec),
     "colour": lambda frame, spec: apply_colour(frame, spec),
     "normalize": lambda frame, spec: host_normalize(frame, spec),
+    # after normalize, only for a dataset that generates its inputs (preprocess/degrade.py)
+    "degrade": lambda frame, spec: degrade(frame, spec),
 }
 
 

@@ -28,9 +28,11 @@ def run_config(run_dir: Path) -> dict[str, Any]:
 
 
 def run_choices(run_dir: Path) -> dict[str, str]:
-    """The factor options the run's base config used."""
+    """The factor options the run's base config used (FACTORS, then any factor group of the
+    run's task, such as image-to-image's tile: choices.json holds only factor groups)."""
     choices = json.loads((Path(run_dir) / CHOICES).read_text())
-    return {f: str(choices[f]) for f in FACTORS if f in choices}
+    extra = [f for f in choices if f not in FACTORS]
+    return {f: str(choices[f]) for f in (*FACTORS, *extra) if f in choices}
 
 
 def run_settings(run_dir: Path) -> dict[str, str]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from evalharness.analysis.results import RunResults, canonical_for
 from evalharness.config.plan import PlanError
@@ -28,6 +30,16 @@ log = logging.getLogger("evalharness")
 
 class DataChangedError(ValueError):
     """The dataset's files are not the ones the run scored: new rows would not pair."""
+
+
+@dataclass(frozen=True)
+class SampleOutputs:
+    """One sample through one config: its host tensor and every output by name."""
+
+    sample_id: str
+    model_input: Any
+    outputs: dict[str, Any]
+    spec: Any  # the config's RunSpec (its variant says how it ran: tiles, precision)
 
 
 class RunDirConfigs:
@@ -90,6 +102,28 @@ class RunDirConfigs:
 
     def spec(self, config: dict[str, str]):
         return self.planned(config)[1]
+
+    def outputs(self, config: dict[str, str], sample_ids: list[str]) -> list[SampleOutputs]:
+        """The config's model input and raw outputs (as the sweep's session returns them) for
+        a few of the run's samples: what the report draws where the per-image records are
+        not enough (image-to-image: both images and their difference, `Task.views`)."""
+        from evalharness.engine.loop import load_sessions
+        from evalharness.preprocess.pipeline import run_pipeline
+
+        plan = self.plan(config)
+        spec = self.spec(config)
+        by_id = {s.sample_id: s for s in plan.dataset.samples}
+        missing = [i for i in sample_ids if i not in by_id]
+        if missing:
+            raise ValueError(f"not samples of this run: {', '.join(missing[:3])}")
+        session = load_sessions([spec], plan.task, plan.dataset, plan.options.cache_dir)
+        session = session[spec.variant]
+        out = []
+        for sid in sample_ids:
+            x = run_pipeline(spec.stages, by_id[sid].path).pixels
+            result = session.infer(x[None])
+            out.append(SampleOutputs(sid, x, {k: v[0] for k, v in result.items()}, spec))
+        return out
 
     def problem(self, config: dict[str, str]) -> str | None:
         try:

@@ -48,6 +48,8 @@ class Task(ABC):
     metric_columns: tuple[str, ...]  # every metric column summarize() returns
     unit: str = "points"  # what metric differences are in ("points" of accuracy, "mAP", ...)
     number_format: str = "{:+.1f}"  # how a difference in that unit is printed
+    # how the terminal table prints a metric column (default {:6.2f})
+    column_formats: tuple[tuple[str, str], ...] = ()
     # Names of the per-image paired counts in pairs/compare tables: (worse, better).
     flip_names: tuple[str, str] = ("images_worse", "images_better")
     task_schema: list[tuple[str, pa.DataType]] = []
@@ -57,8 +59,18 @@ class Task(ABC):
     # interval comes from the images that changed each way (Tango's score interval).
     paired_binary: bool = False
     # How the report draws an image that flips: "inputs" (both model inputs, the labels),
-    # "boxes" (the image with truth and each config's boxes), "" (tables only).
+    # "boxes" (the image with truth and each config's boxes), "images" (the task's own
+    # `views`: input, outputs, difference map), "" (tables only).
     gallery: str = ""
+    # Factor groups of this task's domain (conf/<group>/), planned only for its models:
+    # image-to-image's `tile`. Their option settings become variant options named
+    # "<group>.<setting>", read by `wrap_session`; other tasks' configs are unchanged.
+    factors: tuple[str, ...] = ()
+    # The engine hands `predict` the reference config's raw outputs for the same samples
+    # (`reference=`, None where the reference failed) and scores the reference first: a
+    # task whose records compare outputs (image-to-image: tolerance, PSNR vs the reference)
+    # cannot compute them from its own outputs alone.
+    needs_reference_output: bool = False
 
     @property
     def schema(self) -> pa.Schema:
@@ -76,6 +88,12 @@ class Task(ABC):
         self, outputs: dict[str, np.ndarray], model: Any, dataset: Any
     ) -> None:
         """Checked on a probe inference: a wrong output shape fails before any sample."""
+
+    def wrap_session(self, session: Any, variant: Any) -> Any:
+        """The session the engine runs for this variant: a task may put its own way of
+        running the model around the backend's (image-to-image: tiles, padding to the size
+        multiple, the output guard); others run the backend's session as it is."""
+        return session
 
     def read_outputs(self, outputs: dict[str, np.ndarray], model: Any) -> dict[str, np.ndarray]:
         """The runtime's outputs by role: the model config's mapping, else the task default

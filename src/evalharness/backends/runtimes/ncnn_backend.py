@@ -51,6 +51,8 @@ PRECISION_OPTIONS = {
     "fp16": dict(use_fp16_storage=True, use_fp16_packed=True, use_fp16_arithmetic=True),
     "bf16": dict(use_bf16_storage=True, use_bf16_packed=True),
     "fp32_unpacked": dict(use_packing_layout=False),
+    # what a user who sets nothing runs: ncnn's Option() turns the fp16 paths on
+    "default": dict(use_fp16_storage=True, use_fp16_packed=True, use_fp16_arithmetic=True),
 }
 
 
@@ -69,6 +71,19 @@ def read_param(path: Path) -> tuple[list[str], list[str]]:
         if kind == "Input":
             inputs += tops
     return inputs, [b for b in produced if b not in consumed]
+
+
+# ncnn ModelBin's 4-byte tag in front of a weight blob (little-endian): 0x01306B47 fp16
+# (what `ncnnoptimize ... 65536` and pnnx's default fp16=1 write), 0x000D4B38 int8, 0 fp32
+_WEIGHT_TAGS = {0x01306B47: "fp16", 0x000D4B38: "int8", 0: "fp32"}
+
+
+def weight_storage(bin_path: Path) -> str:
+    """How the first weight blob of a .bin is stored: "fp16", "int8" or "fp32" from its tag
+    (a blob without a tag is raw fp32 data: read as "fp32")."""
+    with open(bin_path, "rb") as f:
+        tag = int.from_bytes(f.read(4), "little")
+    return _WEIGHT_TAGS.get(tag, "fp32")
 
 
 def _net(ncnn, param: Path, binf: Path, options: dict, threads: int):
@@ -146,7 +161,7 @@ class NcnnSession:
             )
             return "fp32"
         ran = variant.precision
-        if variant.precision == "fp16" and not self.ncnn.cpu_support_arm_asimdhp():
+        if variant.precision in ("fp16", "default") and not self.ncnn.cpu_support_arm_asimdhp():
             ran = "fp16_storage"
             self.notes += ("fp16: weights stored as fp16, arithmetic fp32 (no fp16 FPU)",)
         self.notes += (f"precision {variant.precision}: max |diff| {diff:.2g} vs fp32 (probe)",)
@@ -158,9 +173,8 @@ class NcnnSession:
         return as_float32_outputs(self.names, stacked)
 
 
-def _user_blobs(variant: ModelVariant) -> tuple[tuple[str, list[str]], list[str]]:
+def _user_blobs(variant: ModelVariant, param: Path) -> tuple[tuple[str, list[str]], list[str]]:
     """The input and output blobs of a user's .param: from the model config, else the file."""
-    param = variant.model.weights
     inputs, outputs = read_param(param)
     spec = variant.model
     in_blob = spec.input_name or (inputs[0] if len(inputs) == 1 else "")
@@ -210,14 +224,20 @@ class NcnnBackend(BaseBackend):
 
     def load(self, variant: ModelVariant, cache_dir: str, calibration=None) -> NcnnSession:
         require("ncnn", "backend 'ncnn'", "ncnn")  # before any conversion work
-        if variant.model.source == "ncnn":
+        param = variant.model.file_for("ncnn")  # the user's pair (or converted copy): as is
+        if param is not None:
             if variant.placement == "graph":
                 raise ValueError("norm 'graph' needs an ONNX or torch model, not an ncnn .param")
-            blobs, names = _user_blobs(variant)
-            param = variant.model.weights
-            return NcnnSession(param, param.with_suffix(".bin"), variant, blobs, names)
+            blobs, names = _user_blobs(variant, param)
+            session = NcnnSession(param, param.with_suffix(".bin"), variant, blobs, names)
+            storage = weight_storage(param.with_suffix(".bin"))
+            if storage != "fp32":  # fp16 weights run whatever the options say: say so
+                session.precision_ran = f"{session.precision_ran} ({storage} weights)"
+                session.notes += (f"{param.with_suffix('.bin').name}: weights stored as "
+                                  f"{storage}, rounded before any arithmetic",)  # fmt: skip
+            return session
         # fp16 keeps pnnx's default fp16 weight storage: what a stock deployment runs
-        folder, names = _converted(variant, cache_dir, variant.precision == "fp16")
+        folder, names = _converted(variant, cache_dir, variant.precision in ("fp16", "default"))
         fp32 = folder
         if variant.precision != "fp32":
             fp32, _ = _converted(variant, cache_dir, False)

@@ -30,7 +30,9 @@ from evalharness.backends.variants import float_onnx_for_variant
 from evalharness.optional import error_line
 from evalharness.preprocess.ppp import add_ppp, cpu_streams
 
-_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+# precision `default` sets no hint: what a user who sets nothing gets (bf16 on CPUs with
+# AVX512_BF16/AMX); precision_ran then says what the plugin chose
+_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "default": None}
 _EFFECTIVE = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
 # device values of the sweep -> OpenVINO device strings (variant option `ov_device` wins)
 _DEVICES = {"cpu": "CPU", "gpu": "GPU"}
@@ -117,9 +119,9 @@ class OpenVinoSession:
 class OpenVinoBackend(BaseBackend):
     name = "openvino"
     capabilities = Capabilities(
-        sources=("torch", "torchvision", "onnx", "openvino"),
+        sources=("torch", "torchvision", "onnx", "openvino", "spandrel"),
         placements=("host", "graph", "ov_ppp"),
-        precisions=("fp32", "fp16", "bf16", "int8_ort", "int8_nncf"),
+        precisions=("fp32", "fp16", "bf16", "default", "int8_ort", "int8_nncf"),
         layouts=("NCHW", "NHWC"),
         devices=("cpu", "gpu"),
         requires=("openvino",),
@@ -145,10 +147,11 @@ class OpenVinoBackend(BaseBackend):
 
     def _model_file(self, variant: ModelVariant, cache_dir: str, calibration, timer: Timer):
         """(the file OpenVINO reads, the float ONNX it was derived from or None for an IR)."""
-        if variant.model.source == "openvino":  # an IR: read as it is
+        ir = variant.model.file_for("openvino")  # an IR (or the user's converted one): as is
+        if ir is not None:
             if variant.placement == "graph":
                 raise ValueError("norm 'graph' needs an ONNX or torch model, not an IR")
-            path, float_onnx = variant.model.weights, None
+            path, float_onnx = ir, None
         else:
             path = float_onnx = float_onnx_for_variant(variant, cache_dir)
         if variant.precision.startswith("int8") and calibration is None:
@@ -180,6 +183,8 @@ class OpenVinoBackend(BaseBackend):
             "INFERENCE_NUM_THREADS": variant.threads * streams,
             "NUM_STREAMS": streams,
         }
+        if config["INFERENCE_PRECISION_HINT"] is None:
+            del config["INFERENCE_PRECISION_HINT"]
         check_device(core, device)
         try:
             compiled = core.compile_model(model, device, config)

@@ -46,7 +46,7 @@ class TorchSession:
         self.device = torch.device(variant.device)
         self.names = torch_output_names(variant.model)
         hw = variant.model.input_hw
-        self.input = IOInfo("input", (None, 3, *(hw or (None, None))))
+        self.input = IOInfo("input", (None, variant.model.channels, *(hw or (None, None))))
         self.precision_ran = variant.precision
         self.notes: tuple[str, ...] = ()
 
@@ -68,7 +68,7 @@ class TorchSession:
 class TorchBackend(BaseBackend):
     name = "torch"
     capabilities = Capabilities(
-        sources=("torch", "torchvision"),
+        sources=("torch", "torchvision", "spandrel"),
         placements=("host", "graph"),
         precisions=("fp32", "bf16", "fp16"),
         devices=("cpu", "cuda"),

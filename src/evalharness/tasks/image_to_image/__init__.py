@@ -1,7 +1,9 @@
-"""Image-to-image models (upscalers, denoisers): metrics, tiling, export and runtimes.
+"""Image-to-image models (upscalers, denoisers) as a task: the Task (task.py), how the
+engine runs such a model (session.py: tiles, padding, the output guard), metrics, tiling,
+the report's views, and runners for checks outside the engine (export.py).
 
-The modules import nothing from the rest of the package, so the engine can adopt them
-without a cycle: `metrics` (PSNR/SSIM as the SR papers compute them, and the comparison of
-a runtime's output with a reference output), `tiling` (tiles with context, padding to a
-size multiple), `export` (ONNX export, the shape guard, onnxruntime/OpenVINO/ncnn runners).
+`metrics`, `tiling` and `export` import nothing from the rest of the package (the figures
+script and the core tests use them directly); importing the package registers the task.
 """
+
+from evalharness.tasks.image_to_image import task  # noqa: F401 (registers image_to_image)

@@ -1,18 +1,9 @@
-"""ONNX export with dynamic height/width, the output shape guard, and the runtimes an
-image-to-image model is checked on (torch, onnxruntime, OpenVINO, ncnn).
+"""The output shape guard, and the runtimes an image-to-image model is checked on outside
+the engine (torch, onnxruntime, OpenVINO, ncnn: the figures script and the core tests).
 
 Every runner is a model function (1, C, h, w) float32 -> (1, C', h*s, w*s) float32, so
-tiling, padding and the metrics treat them alike.
-
-What was measured on DITN (transformer SR, size multiple 8, pads itself inside forward):
-- the legacy (TorchScript) exporter bakes the traced size into Reshape constants: a model
-  traced at 64x64 runs 64x64 only (72x72 and 70x70 raise in a Reshape in onnxruntime and
-  OpenVINO 2026.4 alike);
-- the dynamo exporter with dynamic dims keeps the sizes symbolic, but the size it traces
-  decides which branch of `if pad_h or pad_w` is kept: traced at a multiple of 8 the
-  padding is dropped and non-multiples raise in a Reshape; traced at a size that is *not*
-  a multiple, the padding stays in the graph and 64, 72 and 70 all run. So `export_onnx`
-  traces at `odd_size(multiple)` by default.
+tiling, padding and the metrics treat them alike. The export with dynamic height and width
+is `backends/export.py::export_module_any_size` (the engine's backends use it too).
 
 The shape guard exists because a runtime can return a wrong size without an error (the
 data README records OpenVINO returning 288x288 for a 70x70 DITN input, and 256x256 from a
@@ -25,17 +16,15 @@ from __future__ import annotations
 
 import copy
 import re
-import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 ModelFn = Callable[[np.ndarray], np.ndarray]
-Exporter = Literal["legacy", "dynamo"]
 # ncnn's ModelBin tag in front of a weight blob stored as fp16 (0x01306B47, little-endian).
 NCNN_FP16_TAG = 0x01306B47
 NCNN_TAGS = {NCNN_FP16_TAG: "fp16", 0x000D4B38: "int8", 0: "fp32"}
@@ -77,92 +66,6 @@ def guarded(fn: ModelFn, scale: int, channels: int | None = None) -> ModelFn:
         return out
 
     return run
-
-
-def odd_size(multiple: int = 1, minimum: int = 0, start: int = 37) -> int:
-    """The smallest prime >= max(start, minimum + 1) that `multiple` does not divide: a
-    size no power-of-two or window multiple divides, to test that dynamic sizes really are
-    dynamic and to trace padding branches (37 unless the model asks for more)."""
-    n = max(start, minimum + 1)
-    while not (_is_prime(n) and (multiple == 1 or n % multiple)):
-        n += 1
-    return n
-
-
-def _is_prime(n: int) -> bool:
-    return n > 1 and all(n % d for d in range(2, int(n**0.5) + 1))
-
-
-def export_onnx(
-    model: Any,
-    path: str | Path,
-    channels: int,
-    exporter: Exporter = "legacy",
-    example_hw: tuple[int, int] | None = None,
-    multiple: int = 1,
-    opset: int = 17,
-) -> Path:
-    """Export a torch image model to ONNX with dynamic H and W ("input" -> "output").
-
-    `example_hw` is the traced size; by default two different primes that `multiple` does
-    not divide (see the module docstring for why that matters to the dynamo exporter, and
-    distinct so no exporter can assume a square input). `opset` applies to the legacy
-    exporter; the dynamo exporter picks its own (18 or later)."""
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if example_hw is None:
-        first = odd_size(multiple)
-        example_hw = (first, odd_size(multiple, start=first + 1))
-    x = torch.rand(1, channels, *example_hw)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # TracerWarnings on Python ints are expected here
-        if exporter == "legacy":
-            _export_legacy(model, x, path, opset)
-        elif exporter == "dynamo":
-            _export_dynamo(model, x, path, max(2, multiple))
-        else:
-            raise ValueError(f"unknown exporter {exporter!r} (legacy or dynamo)")
-    return path
-
-
-def _export_legacy(model: Any, x: Any, path: Path, opset: int) -> None:
-    import torch
-
-    axes = {"input": {2: "height", 3: "width"}, "output": {2: "out_height", 3: "out_width"}}
-    torch.onnx.export(
-        model,
-        (x,),
-        str(path),
-        dynamo=False,
-        opset_version=opset,
-        input_names=["input"],
-        output_names=["output"],
-        dynamic_axes=axes,
-    )
-
-
-def _export_dynamo(model: Any, x: Any, path: Path, min_size: int) -> None:
-    """Dims start at the size multiple: a model that reflect-pads itself cannot take sizes
-    below it, and with min=2 torch.export's constraint solver fails on that (measured:
-    "Cannot create Dim with inconsistent min=0, max=-oo" for a net padding to 4)."""
-    import torch
-
-    dims = {
-        2: torch.export.Dim("height", min=min_size),
-        3: torch.export.Dim("width", min=min_size),
-    }
-    program = torch.onnx.export(
-        model,
-        (x,),
-        dynamo=True,
-        input_names=["input"],
-        output_names=["output"],
-        dynamic_shapes=(dims,),
-        verbose=False,
-    )
-    program.save(str(path))
 
 
 def fp16_onnx(src: str | Path, dst: str | Path) -> Path:
