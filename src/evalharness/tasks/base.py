@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from evalharness.preprocess.geometry import Frame
 from evalharness.registry import Registry
+from evalharness.tasks.drawing import Described, DrawInput, Panel
 
 if TYPE_CHECKING:  # pandas loads when a table is read, not when a task registers
     import pandas as pd
@@ -53,9 +54,6 @@ class Task(ABC):
     task_schema: list[tuple[str, pa.DataType]] = []
     # Samples carry a class label: per-class tables, and calibration balanced per class.
     labelled: bool = False
-    # How the report draws an image that flips: "inputs" (both model inputs, the labels),
-    # "boxes" (the image with truth and each config's boxes), "" (tables only).
-    gallery: str = ""
 
     @property
     def schema(self) -> pa.Schema:
@@ -129,6 +127,17 @@ class Task(ABC):
     @abstractmethod
     def agree(self, a: Any, b: Any) -> np.ndarray:
         """Per image: is B's outcome the same as A's (top-1; matched detections)."""
+
+    # ------------------------------------------------------------------ the report's view
+
+    def describe(self, row: Any, classes: Any = ()) -> Described:
+        """One prediction row in a table's words (flips.csv): what it predicted and how sure."""
+        return Described("")
+
+    def draw(self, item: DrawInput) -> list[Panel]:
+        """What this config made of one image, as primitives (tasks/drawing.py) the report
+        turns into thumbnails beside the model's input: the report never names a task."""
+        return []
 
 
 TASKS: Registry[Task] = Registry("task", "evalharness.tasks", entry_points="evalharness.tasks")
