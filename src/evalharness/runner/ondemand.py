@@ -40,11 +40,25 @@ class RunDirConfigs:
         )  # fmt: skip
 
     def spec(self, config: dict[str, str]):
-        plan = self.plan(config)
+        return self._spec_in(self.plan(config), config)
+
+    def _spec_in(self, plan: RunPlan, config: dict[str, str]):
         wanted = self._canonical(config)
         return next(
             s for s in plan.specs if all(s.factor_dict.get(f) == v for f, v in wanted.items())
         )
+
+    def session(self, config: dict[str, str]):
+        """The config's variant built and loaded as the sweep did (a quantizing variant
+        calibrates on the plan's calibration images; derived models come from the cache)."""
+        from evalharness.engine.loop import load_sessions
+
+        plan = self.plan(config)
+        spec = self._spec_in(plan, config)
+        calibration = plan.calibration.samples if plan.calibration is not None else None
+        sessions = load_sessions([spec], plan.task, plan.dataset, plan.options.cache_dir,
+                                 calibration)  # fmt: skip
+        return sessions[spec.variant]
 
     def problem(self, config: dict[str, str]) -> str | None:
         try:
