@@ -116,11 +116,13 @@ def pairs_table(res: RunResults, a_id: str, idx: np.ndarray) -> pd.DataFrame:
 
 
 def per_class_table(res: RunResults, classes: list[str] | None) -> pd.DataFrame:
+    """Top-1 per class and config; the config's factors name each row beside its hash."""
     correct = res.correct
     table = correct.T.groupby(res.labels).mean().T * 100
     if classes:
         table.columns = [classes[i] if 0 <= i < len(classes) else str(i) for i in table.columns]
-    return table.rename_axis("config_id").reset_index()
+    factors = pd.DataFrame([res.factors_of(c) for c in table.index], index=table.index)
+    return pd.concat([factors, table], axis=1).rename_axis("config_id").reset_index()
 
 
 def interactions_long(res: RunResults) -> pd.DataFrame:
