@@ -108,10 +108,22 @@ def _factor_columns(prefix: str, factors: dict[str, str]) -> dict[str, str]:
     return {f"{prefix}_{f}": v for f, v in factors.items()}
 
 
+def rows_by_config(rows: pd.DataFrame | None) -> dict[str, dict[str, dict]]:
+    """Prediction rows as plain dicts, config_id -> sample_id -> row: read once, looked up
+    per pair (a DataFrame row per lookup costs a Series each; 50k of them took 15 s)."""
+    out: dict[str, dict[str, dict]] = {}
+    if rows is None or rows.empty:
+        return out
+    for r in rows.to_dict("records"):
+        out.setdefault(str(r["config_id"]), {})[str(r["sample_id"])] = r
+    return out
+
+
 def pair_flips(a: ConfigRef, b: ConfigRef, classes=(), rows_a=None, rows_b=None) -> pd.DataFrame:
     """One row per image whose per-image score differs between A and B (A's image order).
 
-    rows_a / rows_b: the configs' prediction rows when the caller has them already."""
+    rows_a / rows_b: each config's prediction rows by sample id, when the caller has read
+    them already; else they are read from the run dirs."""
     task = a.results.task
     pa, pb = positions(a.results, b.results)
     sa = task.image_scores(a.results.records[a.config_id])[pa]
@@ -119,26 +131,28 @@ def pair_flips(a: ConfigRef, b: ConfigRef, classes=(), rows_a=None, rows_b=None)
     changed = np.flatnonzero(sa != sb)
     ids = [a.results.sample_ids[pa[k]] for k in changed]
     if rows_a is None:
-        rows_a = prediction_rows(a.run_dir, [a.config_id], ids)
+        rows_a = rows_by_config(prediction_rows(a.run_dir, [a.config_id], ids))
+        rows_a = rows_a.get(a.config_id, {})
     if rows_b is None:
-        rows_b = prediction_rows(b.run_dir, [b.config_id], ids)
-    by_a = _by_sample(rows_a, a.config_id)
-    by_b = _by_sample(rows_b, b.config_id)
+        rows_b = rows_by_config(prediction_rows(b.run_dir, [b.config_id], ids))
+        rows_b = rows_b.get(b.config_id, {})
     worse_name, better_name = task.flip_names
     head = {"a_config_id": a.config_id, "b_config_id": b.config_id,
             **_factor_columns("a", a.factors), **_factor_columns("b", b.factors)}  # fmt: skip
     out = []
     for k, sid in zip(changed, ids, strict=True):
-        da = task.describe(by_a[sid], classes) if sid in by_a else None
-        db = task.describe(by_b[sid], classes) if sid in by_b else None
+        ra, rb = rows_a.get(sid), rows_b.get(sid)
+        da = task.describe(ra, classes) if ra is not None else None
+        db = task.describe(rb, classes) if rb is not None else None
         if da is not None and db is not None and da.level is not None and db.level is not None:
             moved = abs(db.level - da.level)
         else:
             moved = abs(float(sb[k]) - float(sa[k]))
+        either = da or db
         out.append({
             **head,
             "sample_id": sid,
-            "label": (da or db).truth if (da or db) is not None else "",
+            "label": either.truth if either is not None else "",
             "direction": worse_name if sb[k] < sa[k] else better_name,
             "pred_a": da.pred if da else "",
             "score_a": da.score if da else np.nan,
@@ -151,13 +165,6 @@ def pair_flips(a: ConfigRef, b: ConfigRef, classes=(), rows_a=None, rows_b=None)
     return pd.DataFrame(out)
 
 
-def _by_sample(rows: pd.DataFrame, config_id: str) -> dict[str, pd.Series]:
-    if rows is None or rows.empty:
-        return {}
-    mine = rows[rows.config_id == config_id]
-    return {str(r.sample_id): r for _, r in mine.iterrows()}
-
-
 def flips_against(run_dir: Path, res: RunResults, a_id: str, classes=()) -> pd.DataFrame:
     """Every config of the run against A (the pairs of pairs.csv), one row per flipped
     image and pair: flips.csv."""
@@ -166,7 +173,8 @@ def flips_against(run_dir: Path, res: RunResults, a_id: str, classes=()) -> pd.D
     scores = {c: res.scores(c) for c in [a_id, *others]}
     flipped = {c: scores[a_id] != scores[c] for c in others}
     ids = sorted({res.sample_ids[i] for m in flipped.values() for i in np.flatnonzero(m)})
-    rows = prediction_rows(run_dir, [a_id, *others], ids)
-    frames = [pair_flips(a, ConfigRef(Path(run_dir), res, c), classes, rows, rows)
+    rows = rows_by_config(prediction_rows(run_dir, [a_id, *others], ids))
+    frames = [pair_flips(a, ConfigRef(Path(run_dir), res, c), classes, rows.get(a_id, {}),
+                         rows.get(c, {}))
               for c in others if flipped[c].any()]  # fmt: skip
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -40,6 +40,7 @@ from evalharness.analysis.flips import (
     flips_against,
     pair_flips,
     prediction_rows,
+    rows_by_config,
 )
 from evalharness.analysis.ondemand import ConfigSource
 from evalharness.analysis.results import RunResults, reference_config, run_dataset
@@ -355,11 +356,9 @@ def _num(v) -> float | None:
     return None if v is None or pd.isna(v) else float(v)
 
 
-def _rows(ref: ConfigRef, ids: list[str]) -> dict[str, pd.Series]:
-    rows = prediction_rows(ref.run_dir, [ref.config_id], ids)
-    if rows.empty:
-        return {}
-    return {str(r.sample_id): r for _, r in rows[rows.config_id == ref.config_id].iterrows()}
+def _rows(ref: ConfigRef, ids: list[str]) -> dict[str, dict]:
+    rows = rows_by_config(prediction_rows(ref.run_dir, [ref.config_id], ids))
+    return rows.get(ref.config_id, {})
 
 
 def _sides(p: Page) -> tuple[Side, Side]:

@@ -17,6 +17,7 @@ ones JPEG quality 90; the |A - B| map is computed from the arrays, never from th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -39,6 +40,9 @@ log = logging.getLogger("evalharness")
 THUMBS = ("report_assets", "thumbs", "v1")  # bump the version when the drawings change
 LOSSLESS_PIXELS = 512 * 512
 MAX_SIDE = 640  # drawings on the source image and maps are scaled down to this
+CHUNK = 8  # images drawn per step: their tensors are held at once (a 960 px text image
+# is ~12 MB per config as float), inferred in batches of equal shape
+BATCH = 8
 TRUTH, PRED, IGNORED = (32, 96, 255), (255, 32, 32), (150, 150, 150)
 
 
@@ -61,6 +65,7 @@ def _save(img: np.ndarray, folder: Path, stem: str, lossless: bool | None = None
     return name
 
 
+@functools.lru_cache(maxsize=4)
 def _font(size: int = 11):
     from PIL import ImageFont
 
@@ -184,8 +189,9 @@ class Side:
             self._samples = {s.sample_id: s for s in samples}
         return self._samples.get(sample_id)
 
-    def outputs(self, pixels: np.ndarray) -> tuple[dict[str, np.ndarray] | None, str | None]:
-        """The model's raw outputs by role for one host tensor (session loaded once)."""
+    def outputs(self, tensors: list[np.ndarray]) -> list[dict[str, np.ndarray] | None]:
+        """The model's raw outputs by role for each host tensor, inferred in batches of
+        equal shapes (the session is loaded on first use; a failure is noted, not raised)."""
         from evalharness.engine.infer import infer_batched
 
         if self._session is None and self._session_note is None:
@@ -195,11 +201,22 @@ class Side:
                 self._session_note = f"{self.name}'s raw outputs not shown: {e}"
                 log.warning("report: %s", self._session_note)
         if self._session is None:
-            return None, self._session_note
-        task = self.ref.results.task
-        out = infer_batched(self._session, np.asarray(pixels)[None], 1)
-        by_role = task.read_outputs(out, self.spec.variant.model)
-        return {k: np.asarray(v)[0] for k, v in by_role.items()}, None
+            return [None] * len(tensors)
+        task, model = self.ref.results.task, self.spec.variant.model
+        out: list[dict[str, np.ndarray] | None] = [None] * len(tensors)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, t in enumerate(tensors):
+            by_shape.setdefault((t.shape, t.dtype.str), []).append(i)
+        for ids in by_shape.values():
+            raw = infer_batched(self._session, np.stack([tensors[i] for i in ids]), BATCH)
+            by_role = task.read_outputs(raw, model)
+            for j, i in enumerate(ids):
+                out[i] = {k: np.asarray(v)[j] for k, v in by_role.items()}
+        return out
+
+    @property
+    def note(self) -> str | None:
+        return self._session_note
 
 
 @dataclass
@@ -252,12 +269,11 @@ def see_image(side: Side, sample) -> Seen:
     return Seen(source, model_view(x.pixels, side.spec, side.reading), x)
 
 
-def draw_side(side: Side, index: Index, sample, seen: Seen, row) -> dict[str, Any]:
+def draw_side(side: Side, index: Index, sample, seen: Seen, row, outputs) -> dict[str, Any]:
     """Write one side's files for one image; returns its index entry."""
     key = sample_key(sample.sample_id)
     entry: dict[str, Any] = {"hw": list(seen.view.shape[:2])}
     entry["input"] = _save(seen.view, index.folder, f"{key}.in")
-    outputs, note = side.outputs(seen.frame.pixels)
     item = DrawInput(sample, seen.source, row, outputs, seen.frame.geometry, side.classes)
     panels = []
     for k, panel in enumerate(side.ref.results.task.draw(item)):
@@ -265,8 +281,8 @@ def draw_side(side: Side, index: Index, sample, seen: Seen, row) -> dict[str, An
         panels.append({"file": _save(img, index.folder, f"{key}.p{k}", lossless),
                        "title": panel.title})  # fmt: skip
     entry["panels"] = panels
-    if note:
-        entry["note"] = note
+    if outputs is None and side.note:
+        entry["note"] = side.note
     return entry
 
 
@@ -295,43 +311,51 @@ def build_cards(page_dir: Path, a: Side, b: Side, sample_ids: list[str], rows_a:
     base = Path(page_dir).joinpath(*THUMBS)
     idx_a, idx_b = Index(base / a.key), Index(base / b.key)
     idx_d = Index(base / "diff" / f"{a.key}--{b.key}")
+    todo = [s for s in sample_ids
+            if not all(i.has(sample_key(s)) for i in (idx_a, idx_b, idx_d))]  # fmt: skip
+    for k in range(0, len(todo), CHUNK):
+        _draw_chunk(todo[k : k + CHUNK], (a, idx_a, rows_a), (b, idx_b, rows_b), idx_d)
+        for idx in (idx_a, idx_b, idx_d):
+            idx.save()  # an interrupted report keeps what it drew
     rel = "/".join(THUMBS)
     cards = []
     for sid in sample_ids:
         key = sample_key(sid)
-        if not (idx_a.has(key) and idx_b.has(key) and idx_d.has(key)):
-            _draw_pair(a, b, idx_a, idx_b, idx_d, sid, rows_a.get(sid), rows_b.get(sid))
         cards.append(Card(
             sid,
             _relative(idx_a.entries.get(key, {}), f"{rel}/{a.key}"),
             _relative(idx_b.entries.get(key, {}), f"{rel}/{b.key}"),
             _relative(idx_d.entries.get(key, {}), f"{rel}/diff/{a.key}--{b.key}"),
         ))  # fmt: skip
-    for idx in (idx_a, idx_b, idx_d):
-        idx.save()
     return cards
 
 
-def _draw_pair(a: Side, b: Side, idx_a: Index, idx_b: Index, idx_d: Index, sid: str,
-               row_a, row_b) -> None:  # fmt: skip
-    key = sample_key(sid)
-    seen = {}
-    for side, idx, row in ((a, idx_a, row_a), (b, idx_b, row_b)):
-        sample = side.sample(sid)
-        if sample is None:
-            idx.put(key, {"note": f"{side.name}: image not in this run's dataset here"})
+def _draw_chunk(ids: list[str], *sides_and_diff) -> None:
+    """Run a few images through both configs, infer them in batches, write the files."""
+    *sides, idx_d = sides_and_diff
+    seen: dict[str, dict[str, Seen]] = {}
+    for side, idx, rows in sides:
+        got = seen.setdefault(side.name, {})
+        for sid in ids:
+            sample = side.sample(sid)
+            if sample is None:
+                idx.put(sample_key(sid), {"note": f"{side.name}: not in this run's dataset here"})
+                continue
+            try:
+                got[sid] = see_image(side, sample)
+            except (StageError, OSError, ValueError) as e:
+                idx.put(sample_key(sid), {"note": f"{side.name}: {e}"})
+        need = [sid for sid in got if not idx.has(sample_key(sid))]
+        outputs = side.outputs([got[sid].frame.pixels for sid in need])
+        for sid, out in zip(need, outputs, strict=True):
+            entry = draw_side(side, idx, side.sample(sid), got[sid], rows.get(sid), out)
+            idx.put(sample_key(sid), entry)
+    for sid in ids:
+        key = sample_key(sid)
+        sa, sb = seen.get("A", {}).get(sid), seen.get("B", {}).get(sid)
+        if sa is None or sb is None:
+            idx_d.put(key, {"caption": "no difference: an input is missing"})
             continue
-        try:
-            seen[side.name] = see_image(side, sample)
-        except (StageError, OSError, ValueError) as e:
-            idx.put(key, {"note": f"{side.name}: {e}"})
-            continue
-        if not idx.has(key):
-            idx.put(key, draw_side(side, idx, sample, seen[side.name], row))
-    if "A" in seen and "B" in seen:
-        sa, sb = seen["A"], seen["B"]
         d = difference(sa.view, sb.view, sa.frame.geometry, sb.frame.geometry)
-        name = _save(d.image(), idx_d.folder, key, lossless=True)
-        idx_d.put(key, {"file": name, "caption": d.caption()})
-    else:
-        idx_d.put(key, {"caption": "no difference: an input is missing"})
+        idx_d.put(key, {"file": _save(d.image(), idx_d.folder, key, lossless=True),
+                        "caption": d.caption()})  # fmt: skip
