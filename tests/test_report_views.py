@@ -126,7 +126,7 @@ def test_detection_draws_truth_and_the_boxes_agree_counts():
     preds = [s for s in overlay.shapes if not s.truth]
     assert len(truth) == 1 and truth[0].points.tolist() == [[1, 2], [11, 12]]
     assert [s.text for s in preds] == ["cat 0.90"]  # the 0.1 box is below 0.3
-    assert Detection().describe(row, ("cat", "dog")).pred == "1 boxes: cat 0.90"
+    assert Detection().describe(row, ("cat", "dog")).pred == "1 box: cat 0.90"
 
 
 def test_text_detection_draws_polygons_and_both_maps():

@@ -27,22 +27,21 @@
       `alt="${esc(alt)}" class="${cls}" data-side="${side}"></a>`;
   }
 
-  function input(entry, side, pred, score) {
+  // One side of a card: what the model saw, then the task's drawings of its output.
+  function side(entry, name, pred, score) {
     if (!entry || !entry.input) {
       return `<span class="eh-note">${esc(entry && entry.note || "no input drawn")}</span>`;
     }
     const hw = entry.hw ? `${entry.hw[1]} x ${entry.hw[0]}` : "";
-    return image(entry.input, `${side} input`, "eh-input", side) +
-      `<div class="eh-cap">${side}: ${esc(pred)}${score === null ? "" : " (" + num(score, 2) + ")"}` +
-      ` &middot; ${hw}</div>`;
-  }
-
-  function panels(entry, side) {
-    if (!entry || !entry.panels) return "";
-    const items = entry.panels.map((p) => `<figure>${image(p.file, side + " " + p.title,
-      "eh-draw", side)}<figcaption>${side}: ${esc(p.title)}</figcaption></figure>`);
+    const sure = score === null ? "" : ` (${num(score, 2)})`;
+    const seen = `<figure>${image(entry.input, name + " input", "eh-input", name)}` +
+      `<figcaption>${name}: what the model saw, ${hw}</figcaption></figure>`;
+    const drawn = (entry.panels || []).map((p) => `<figure>${image(p.file,
+      name + " " + p.title, "eh-draw", name)}<figcaption>${name}: ${esc(p.title)}</figcaption>` +
+      "</figure>");
     const note = entry.note ? `<div class="eh-note">${esc(entry.note)}</div>` : "";
-    return `<div class="eh-panels">${items.join("")}</div>${note}`;
+    return `<div class="eh-cap">${name}: ${esc(pred)}${sure}</div>` +
+      `<div class="eh-panels">${seen}${drawn.join("")}</div>${note}`;
   }
 
   function meta(row, worse) {
@@ -76,17 +75,13 @@
         { title: "image", data: "sample_id", render: (d, type, row) => type === "display"
           ? meta(row, worse) : `${d} ${row.label} ${row.direction} ${row.pred_a} ${row.pred_b}` },
         { title: "moved", data: "moved", render: (d, type) => type === "display" ? num(d, 3) : d },
-        { title: `${esc(g.a_label)}: what the model saw`, data: "a", orderable: false,
-          searchable: false, render: (d, t, row) => input(d, "A", row.pred_a, row.score_a) },
-        { title: `${esc(g.b_label)}: what the model saw`, data: "b", orderable: false,
-          searchable: false, render: (d, t, row) => input(d, "B", row.pred_b, row.score_b) },
+        { title: esc(g.a_label), data: "a", orderable: false, searchable: false,
+          render: (d, t, row) => side(d, "A", row.pred_a, row.score_a) },
         { title: "|A - B| of the inputs", data: "diff", orderable: false, searchable: false,
-          render: (d) => d && d.file ? image(d.file, "difference", "eh-diff", "AB") +
-            `<div class="eh-cap">${esc(d.caption)}</div>` : esc(d && d.caption) },
-        { title: "A: output", data: "a", orderable: false, searchable: false,
-          render: (d) => panels(d, "A") },
-        { title: "B: output", data: "b", orderable: false, searchable: false,
-          render: (d) => panels(d, "B") },
+          render: (d) => d && d.file ? `<figure>${image(d.file, "difference", "eh-diff", "AB")}` +
+            `<figcaption>${esc(d.caption)}</figcaption></figure>` : esc(d && d.caption) },
+        { title: esc(g.b_label), data: "b", orderable: false, searchable: false,
+          render: (d, t, row) => side(d, "B", row.pred_b, row.score_b) },
       ],
       createdRow: (tr, row) => { tr.dataset.sample = row.sample_id; tr.dataset.key = row.key; },
     });
@@ -98,10 +93,10 @@
   window.ehReady = loadDataTables().then((mod) => {
     const DataTable = mod.default;
     document.querySelectorAll("table.eh-table").forEach((t) => {
-      new DataTable(t, { pageLength: 25, order: [], scrollX: true, autoWidth: false });
+      new DataTable(t, { pageLength: 25, order: [], autoWidth: false });
     });
     const data = document.getElementById("eh-gallery-data");
-    if (data) gallery(DataTable, JSON.parse(data.textContent));
+    if (data) window.ehGallery = gallery(DataTable, JSON.parse(data.textContent));
     document.body.dataset.tables = "ready";
     return true;
   }).catch((e) => {

@@ -257,7 +257,8 @@ class Detection(Task):
                 if s >= AGREE_SCORE]  # fmt: skip
         names = [f"{classes[c] if 0 <= c < len(classes) else c} {s:.2f}" for s, c in kept[:3]]
         more = ", ..." if len(kept) > 3 else ""
-        text = f"{len(kept)} boxes" + (": " + ", ".join(names) + more if names else "")
+        count = f"{len(kept)} box{'es' * (len(kept) != 1)}"
+        text = count + (": " + ", ".join(names) + more if names else "")
         held = sorted({int(c) for c in row["gt_labels"]})
         truth = ", ".join(str(classes[c]) if 0 <= c < len(classes) else str(c) for c in held)
         return Described(text, max((s for s, _ in kept), default=float("nan")), truth=truth)
@@ -280,7 +281,7 @@ class Detection(Task):
                 n += 1
                 corners = np.asarray(list(b), float).reshape(2, 2)
                 shapes.append(Shape(corners, False, f"{item.class_name(c)} {s:.2f}", box=True))
-        return [Overlay(item.image, tuple(shapes), f"{n} boxes >= {AGREE_SCORE}")]
+        return [Overlay(item.image, tuple(shapes), f"{n} box{'es' * (n != 1)} >= {AGREE_SCORE}")]
 
 
 def _flat(col: pd.Series, dtype) -> np.ndarray:

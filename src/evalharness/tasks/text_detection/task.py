@@ -174,9 +174,11 @@ class TextDetection(Task):
 
     def describe(self, row: Any, classes: Any = ()) -> Described:
         scores = [float(s) for s in row["scores"]]
-        text = f"{len(scores)} words, {int(row['matched'])} of {int(row['n_gt_care'])} matched"
+        n = len(scores)
+        text = f"{n} word{'s' * (n != 1)}, {int(row['matched'])} of {int(row['n_gt_care'])} matched"
         score = float(np.mean(scores)) if scores else float("nan")
-        return Described(text, score, truth=f"{int(row['n_gt_care'])} words")
+        care = int(row["n_gt_care"])
+        return Described(text, score, truth=f"{care} word{'s' * (care != 1)}")
 
     def draw(self, item: DrawInput) -> list[Panel]:
         """The source image with the ground truth ('###' words marked ignored) and DB's
@@ -192,7 +194,7 @@ class TextDetection(Task):
                 n += 1
                 poly = np.asarray(list(flat), float).reshape(-1, 2)
                 shapes.append(Shape(poly, False, f"{score:.2f}"))
-        panels: list[Panel] = [Overlay(item.image, tuple(shapes), f"{n} polygons")]
+        panels: list[Panel] = [Overlay(item.image, tuple(shapes), f"{n} polygon{'s' * (n != 1)}")]
         if item.outputs is not None and "prob_map" in item.outputs:
             prob = np.asarray(item.outputs["prob_map"], dtype=np.float32)
             prob = prob.reshape(prob.shape[-2:])
