@@ -241,22 +241,37 @@ class Results:
         return comparison.table
 
     def report(
-        self, path: str | Path | None = None, b: dict[str, Any] | None = None, n_boot: int = 1000
+        self,
+        path: str | Path | None = None,
+        b: dict[str, Any] | None = None,
+        n_boot: int = 1000,
+        a: dict[str, Any] | None = None,
+        other: Results | str | Path | None = None,
     ) -> Path:
-        """Write report.html / report.md in the run dir; with `path`, copy the page there."""
+        """Write report.html / report.md in the run dir for A (the reference with `a`
+        changed) and B (A with `b` changed; with `other`, in that run); with `path`, copy the
+        page there (with report_assets/ beside it: the gallery's thumbnails are files)."""
         from evalharness.report.build import write_report
         from evalharness.runner.ondemand import RunDirConfigs
         from evalharness.stats.paired import check_resamples
 
+        a = {k: str(v) for k, v in (a or {}).items()}
         b = {k: str(v) for k, v in (b or {}).items()}
         check_resamples(n_boot)
+        other_dir = other.run_dir if isinstance(other, Results) else other
+        other_dir = Path(other_dir) if other_dir is not None else None
+        other_configs = RunDirConfigs(other_dir) if other_dir is not None else None
         with self._trust():
-            html = write_report(self.run_dir, RunDirConfigs(self.run_dir), b, n_boot)
+            html = write_report(self.run_dir, RunDirConfigs(self.run_dir), b, n_boot, a_over=a,
+                                other=other_dir, other_configs=other_configs)  # fmt: skip
         if path is None:
             return html
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(html, path)  # self-contained: images are data URIs
+        shutil.copyfile(html, path)
+        assets = html.parent / "report_assets"
+        if assets.is_dir() and assets.resolve() != (path.parent / "report_assets").resolve():
+            shutil.copytree(assets, path.parent / "report_assets", dirs_exist_ok=True)
         return path
 
     def __repr__(self) -> str:

@@ -23,23 +23,39 @@ def _png(fig) -> bytes:
 
 
 def heatmaps(
-    summary: pd.DataFrame, factors: list[str], metric: str = "top1", limit: int = 6
+    summary: pd.DataFrame,
+    factors: list[str],
+    metric: str = "top1",
+    reference: float = 0.0,
+    limit: int = 6,
 ) -> list[tuple[str, bytes]]:
-    """Mean metric over every pair of varying factors (the first `limit` pairs)."""
+    """Mean metric over every pair of varying factors (the first `limit` pairs), each cell
+    a marginal mean over the other factors minus the reference config's metric: a
+    diverging scale centred on 0 (white), so what is worse than the reference reads red."""
+    from matplotlib.colors import TwoSlopeNorm
+
     out = []
-    fmt = "{:.1f}" if metric == "top1" else "{:.3f}"
+    fmt = "{:+.1f}" if metric == "top1" else "{:+.3f}"
     for f1, f2 in list(itertools.combinations(factors, 2))[:limit]:
-        t = interaction_table(summary, f1, f2, metric)
-        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * t.shape[1], 0.8 + 0.5 * t.shape[0]))
-        im = ax.imshow(t.to_numpy(), cmap="viridis", aspect="auto")
+        t = interaction_table(summary, f1, f2, metric) - reference
+        values = t.to_numpy(dtype=float)
+        span = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
+        span = span or 1.0
+        fig, ax = plt.subplots(figsize=(1.6 + 1.1 * t.shape[1], 1.2 + 0.5 * t.shape[0]))
+        im = ax.imshow(values, cmap="RdBu", norm=TwoSlopeNorm(0.0, -span, span), aspect="auto")
         ax.set_xticks(range(t.shape[1]), t.columns, rotation=30, ha="right")
         ax.set_yticks(range(t.shape[0]), t.index)
         ax.set_xlabel(f2)
         ax.set_ylabel(f1)
-        for (i, j), v in np.ndenumerate(t.to_numpy()):
-            ax.text(j, i, fmt.format(v), ha="center", va="center", color="w", fontsize=8)
-        fig.colorbar(im, ax=ax, label=metric)
-        out.append((f"{f1} x {f2}", _png(fig)))
+        for (i, j), v in np.ndenumerate(values):
+            colour = "w" if abs(v) > 0.6 * span else "k"
+            ax.text(j, i, fmt.format(v), ha="center", va="center", color=colour, fontsize=8)
+        title = (f"{f1} x {f2}: mean {metric} over the other factors\n"
+                 f"minus the reference's {reference:.2f} (0 = the reference)")  # fmt: skip
+        ax.set_title(title, fontsize=8)
+        fig.colorbar(im, ax=ax, label=f"{metric} - reference")
+        out.append((f"{f1} x {f2}: mean {metric} over the other factors minus the reference's",
+                    _png(fig)))  # fmt: skip
     return out
 
 
@@ -81,32 +97,4 @@ def waterfall(
     span = max(abs(level - a_acc), 1e-9)
     top = 100.0 if metric == "top1" else max(level, a_acc) + span
     ax.set_ylim(max(0.0, min(level, a_acc) - 2 * span), min(top, max(level, a_acc) + span))
-    return _png(fig)
-
-
-GT_COLOUR, PRED_COLOUR = "#2060ff", "#ff2020"
-
-
-def boxes_side_by_side(image: np.ndarray, truth: np.ndarray, a: np.ndarray, b: np.ndarray,
-                       title_a: str, title_b: str) -> bytes:  # fmt: skip
-    """The original image twice: ground truth (blue) and A's or B's detections (red), boxes
-    as x1, y1, x2, y2 in the image's pixels."""
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.2))
-    for ax, dets, title in ((axes[0], a, title_a), (axes[1], b, title_b)):
-        ax.imshow(image, interpolation="nearest")
-        for boxes, colour, width in ((truth, GT_COLOUR, 1.5), (dets, PRED_COLOUR, 1.0)):
-            for x1, y1, x2, y2 in boxes:
-                ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False,
-                                           edgecolor=colour, linewidth=width))  # fmt: skip
-        ax.set_title(title, fontsize=7)
-        ax.axis("off")
-    return _png(fig)
-
-
-def side_by_side(a: np.ndarray, b: np.ndarray, title_a: str, title_b: str) -> bytes:
-    fig, axes = plt.subplots(1, 2, figsize=(4.4, 2.4))
-    for ax, img, title in ((axes[0], a, title_a), (axes[1], b, title_b)):
-        ax.imshow(img, interpolation="nearest")
-        ax.set_title(title, fontsize=7)
-        ax.axis("off")
     return _png(fig)

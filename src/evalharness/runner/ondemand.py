@@ -107,23 +107,31 @@ class RunDirConfigs:
         """The config's model input and raw outputs (as the sweep's session returns them) for
         a few of the run's samples: what the report draws where the per-image records are
         not enough (image-to-image: both images and their difference, `Task.views`)."""
-        from evalharness.engine.loop import load_sessions
         from evalharness.preprocess.pipeline import run_pipeline
 
-        plan = self.plan(config)
-        spec = self.spec(config)
+        plan, spec = self.planned(config)
         by_id = {s.sample_id: s for s in plan.dataset.samples}
         missing = [i for i in sample_ids if i not in by_id]
         if missing:
             raise ValueError(f"not samples of this run: {', '.join(missing[:3])}")
-        session = load_sessions([spec], plan.task, plan.dataset, plan.options.cache_dir)
-        session = session[spec.variant]
+        session = self.session(config)
         out = []
         for sid in sample_ids:
             x = run_pipeline(spec.stages, by_id[sid].path).pixels
             result = session.infer(x[None])
             out.append(SampleOutputs(sid, x, {k: v[0] for k, v in result.items()}, spec))
         return out
+
+    def session(self, config: dict[str, str]):
+        """The config's variant built and loaded as the sweep did (a quantizing variant
+        calibrates on the plan's calibration images; derived models come from the cache)."""
+        from evalharness.engine.loop import load_sessions
+
+        plan, spec = self.planned(config)
+        calibration = plan.calibration.samples if plan.calibration is not None else None
+        sessions = load_sessions([spec], plan.task, plan.dataset, plan.options.cache_dir,
+                                 calibration)  # fmt: skip
+        return sessions[spec.variant]
 
     def problem(self, config: dict[str, str]) -> str | None:
         try:

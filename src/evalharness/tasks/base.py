@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from evalharness.preprocess.geometry import Frame
 from evalharness.registry import Registry
+from evalharness.tasks.drawing import Described, DrawInput, Panel
 
 if TYPE_CHECKING:  # pandas loads when a table is read, not when a task registers
     import pandas as pd
@@ -58,10 +59,6 @@ class Task(ABC):
     # The metric is 100 x the mean of per-image 0/1 scores (top-1): a paired difference's
     # interval comes from the images that changed each way (Tango's score interval).
     paired_binary: bool = False
-    # How the report draws an image that flips: "inputs" (both model inputs, the labels),
-    # "boxes" (the image with truth and each config's boxes), "images" (the task's own
-    # `views`: input, outputs, difference map), "" (tables only).
-    gallery: str = ""
     # Factor groups of this task's domain (conf/<group>/), planned only for its models:
     # image-to-image's `tile`. Their option settings become variant options named
     # "<group>.<setting>", read by `wrap_session`; other tasks' configs are unchanged.
@@ -150,6 +147,17 @@ class Task(ABC):
     @abstractmethod
     def agree(self, a: Any, b: Any) -> np.ndarray:
         """Per image: is B's outcome the same as A's (top-1; matched detections)."""
+
+    # ------------------------------------------------------------------ the report's view
+
+    def describe(self, row: Any, classes: Any = ()) -> Described:
+        """One prediction row in a table's words (flips.csv): what it predicted and how sure."""
+        return Described("")
+
+    def draw(self, item: DrawInput) -> list[Panel]:
+        """What this config made of one image, as primitives (tasks/drawing.py) the report
+        turns into thumbnails beside the model's input: the report never names a task."""
+        return []
 
 
 TASKS: Registry[Task] = Registry("task", "evalharness.tasks", entry_points="evalharness.tasks")

@@ -16,6 +16,7 @@ import pyarrow as pa
 from evalharness.preprocess.geometry import Frame
 from evalharness.stats.intervals import wilson_interval
 from evalharness.tasks.base import TASKS, Task
+from evalharness.tasks.drawing import Bars, Described, DrawInput, Panel
 
 if TYPE_CHECKING:  # pandas loads when a table is read, not when a task registers
     import pandas as pd
@@ -44,7 +45,6 @@ class Classification(Task):
     flip_names = ("right_to_wrong", "wrong_to_right")
     labelled = True
     paired_binary = True
-    gallery = "inputs"
     task_schema = [
         ("label", pa.int64()),
         ("pred", pa.int64()),
@@ -148,6 +148,39 @@ class Classification(Task):
 
     def agree(self, a: ClassRecords, b: ClassRecords) -> np.ndarray:
         return a.pred == b.pred
+
+    def describe(self, row: Any, classes: Any = ()) -> Described:
+        def name(i: int) -> str:
+            return str(classes[i]) if 0 <= i < len(classes) else str(i)
+
+        # The true class's logit moves continuously where correctness only flips: how far an
+        # image moved between two configs (one model, so the logits are on one scale).
+        return Described(name(int(row["pred"])), float(row["top1_prob"]),
+                         float(row["label_logit"]), name(int(row["label"])))  # fmt: skip
+
+    def draw(self, item: DrawInput) -> list[Panel]:
+        """Top-5 classes with their probabilities (softmax of the re-run logits; without a
+        session only the stored top-1 probability is known), the true class marked."""
+        label = int(item.sample.label) if item.sample is not None else -1
+        if item.outputs is not None and "logits" in item.outputs:
+            logits = as_logits(np.asarray(item.outputs["logits"])[None]).astype(np.float64)[0]
+            probs = np.exp(logits - logits.max())
+            probs /= probs.sum()
+            top = np.argsort(-logits, kind="stable")[:TOPK]
+            values = [float(probs[i]) for i in top]
+        elif item.row is not None:
+            top = [int(i) for i in item.row["top5"]]
+            values = [float(item.row["top1_prob"])] + [float("nan")] * (len(top) - 1)
+        else:
+            return []
+        return [
+            Bars(
+                tuple(item.class_name(i) for i in top),
+                tuple(values),
+                tuple(int(i) == label for i in top),
+                "top-5",
+            )
+        ]
 
 
 TASKS.register("classification")(Classification())

@@ -53,6 +53,7 @@ from evalharness.tasks.detection import coco
 from evalharness.tasks.detection.heads import HEADS
 from evalharness.tasks.detection.metric import Accumulation, accumulation, ap_per_threshold
 from evalharness.tasks.detection.postprocess import Detections, PostSettings, select, to_source
+from evalharness.tasks.drawing import Described, DrawInput, Overlay, Panel, Shape
 
 if TYPE_CHECKING:  # pandas loads when a table is read, not when a task registers
     import pandas as pd
@@ -81,7 +82,6 @@ class Detection(Task):
     unit = "mAP points"
     number_format = "{:+.2f}"
     flip_names = ("images_worse", "images_better")  # per-image F1 (image_scores) fell / rose
-    gallery = "boxes"
     task_schema = [
         ("boxes", pa.list_(pa.list_(pa.float32(), 4))),
         ("scores", pa.list_(pa.float32())),
@@ -266,6 +266,40 @@ class Detection(Task):
     def agree(self, a: DetRecords, b: DetRecords) -> np.ndarray:
         same = np.array([x == y for x, y in zip(a.matched, b.matched, strict=True)], bool)
         return same & (a.unmatched == b.unmatched)
+
+    # ------------------------------------------------------------------ the report's view
+
+    def describe(self, row: Any, classes: Any = ()) -> Described:
+        """The detections agree() counts (score >= 0.3), best first, at most three named."""
+        kept = [(float(s), int(c)) for s, c in zip(row["scores"], row["labels"], strict=True)
+                if s >= AGREE_SCORE]  # fmt: skip
+        names = [f"{classes[c] if 0 <= c < len(classes) else c} {s:.2f}" for s, c in kept[:3]]
+        more = ", ..." if len(kept) > 3 else ""
+        count = f"{len(kept)} box{'es' * (len(kept) != 1)}"
+        text = count + (": " + ", ".join(names) + more if names else "")
+        held = sorted({int(c) for c in row["gt_labels"]})
+        truth = ", ".join(str(classes[c]) if 0 <= c < len(classes) else str(c) for c in held)
+        return Described(text, max((s for s, _ in kept), default=float("nan")), truth=truth)
+
+    def draw(self, item: DrawInput) -> list[Panel]:
+        """The source image with the ground truth and the detections agree() counts (score
+        >= 0.3, mapped back to the image's pixels), each labelled with class and score."""
+        shapes = []
+        t = item.sample.target if item.sample is not None else None
+        if t is not None:
+            for (x, y, w, h), c, crowd in zip(t.bbox, t.labels, t.iscrowd, strict=True):
+                corners = np.array([[x, y], [x + w, y + h]], float)
+                shapes.append(Shape(corners, True, item.class_name(c), bool(crowd), box=True))
+        n = 0
+        if item.row is not None:
+            for b, s, c in zip(item.row["boxes"], item.row["scores"], item.row["labels"],
+                               strict=True):  # fmt: skip
+                if s < AGREE_SCORE:
+                    continue
+                n += 1
+                corners = np.asarray(list(b), float).reshape(2, 2)
+                shapes.append(Shape(corners, False, f"{item.class_name(c)} {s:.2f}", box=True))
+        return [Overlay(item.image, tuple(shapes), f"{n} box{'es' * (n != 1)} >= {AGREE_SCORE}")]
 
 
 def _flat(col: pd.Series, dtype) -> np.ndarray:

@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from evalharness.preprocess.geometry import Frame
 from evalharness.tasks.base import TASKS, Task
+from evalharness.tasks.drawing import Described, DrawInput, Overlay, Panel
 from evalharness.tasks.image_to_image import metrics as mt
 from evalharness.tasks.image_to_image.session import ERROR, IMAGE, ImageSession, RunSettings
 from evalharness.tasks.image_to_image.views import Views, views
@@ -150,7 +151,6 @@ class ImageToImage(Task):
         ("psnr_ref", "{:6.1f}"), ("psnr_ref_worst", "{:6.1f}"), ("max_abs_ref", "{:7.1e}"),
         ("tol_fail", "{:6.2f}"),
     )  # fmt: skip
-    gallery = "images"
     factors = ("tile",)
     needs_reference_output = True
     task_schema = [
@@ -310,6 +310,35 @@ class ImageToImage(Task):
         """What the report draws for one image (views.py): the input, both outputs and the
         amplified |output - reference| with the tile seams marked."""
         return views(model_input, output, reference, self.scale, tile_size, overlap, gain)
+
+    # ------------------------------------------------------------------ the report's view
+
+    def describe(self, row: Any, classes: Any = ()) -> Described:
+        """PSNR_Y against the target (or, for an input-only set, against the reference)."""
+        psnr, ref = _number(row.get("psnr_y")), _number(row.get("psnr_ref"))
+        text = f"PSNR_Y {psnr:.3f} dB" if np.isfinite(psnr) else "no target"
+        if np.isfinite(ref):
+            text += f", {ref:.1f} dB vs the reference output"
+        return Described(text, psnr if np.isfinite(psnr) else ref)
+
+    def draw(self, item: DrawInput) -> list[Panel]:
+        """The config's output image as saved (clipped, rounded), beside the model's input
+        the report already shows; |A - B| of the outputs is the report's own difference."""
+        out = (item.outputs or {}).get(IMAGE)
+        if out is None:
+            return []
+        image = mt.output_to_image(out)
+        if image.ndim == 2:  # a grey model (DnCNN)
+            image = np.repeat(image[..., None], 3, axis=2)
+        h, w = image.shape[:2]
+        return [Overlay(image, (), f"output {w}x{h}")]
+
+
+def _number(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 TASKS.register("image_to_image")(ImageToImage())

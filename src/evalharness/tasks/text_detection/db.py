@@ -127,12 +127,18 @@ def unclip(box: np.ndarray, ratio: float) -> np.ndarray:
     return np.array(offset.Execute(distance)).reshape((-1, 1, 2))
 
 
+def binarize(prob: np.ndarray, p: DBParams) -> np.ndarray:
+    """Step 1: the (H, W) 0/1 uint8 map whose contours become boxes (the report draws it)."""
+    bitmap = (np.asarray(prob, dtype=np.float32) > p.thresh).astype(np.uint8)
+    if p.use_dilation:
+        bitmap = cv2.dilate(bitmap, np.ones((2, 2), np.uint8))
+    return bitmap
+
+
 def boxes_from_map(prob: np.ndarray, p: DBParams) -> MapBoxes:
     """Steps 1-4 on one (H, W) probability map."""
     prob = np.asarray(prob, dtype=np.float32)
-    bitmap = (prob > p.thresh).astype(np.uint8)
-    if p.use_dilation:
-        bitmap = cv2.dilate(bitmap, np.ones((2, 2), np.uint8))
+    bitmap = binarize(prob, p)
     contours, _ = cv2.findContours(bitmap * 255, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     boxes, scores = [], []
     for contour in contours[: p.max_candidates]:

@@ -40,7 +40,8 @@ import pyarrow as pa
 
 from evalharness.preprocess.geometry import Frame
 from evalharness.tasks.base import TASKS, Task
-from evalharness.tasks.text_detection.db import DBParams, detect
+from evalharness.tasks.drawing import Described, DrawInput, Heat, Overlay, Panel, Shape
+from evalharness.tasks.text_detection.db import DBParams, binarize, detect
 from evalharness.tasks.text_detection.protocol import match_image
 from evalharness.tasks.text_detection.records import TextRecords
 
@@ -168,6 +169,38 @@ class TextDetection(Task):
 
     def agree(self, a: TextRecords, b: TextRecords) -> np.ndarray:
         return a.same_outcome(b)
+
+    # ------------------------------------------------------------------ the report's view
+
+    def describe(self, row: Any, classes: Any = ()) -> Described:
+        scores = [float(s) for s in row["scores"]]
+        n = len(scores)
+        text = f"{n} word{'s' * (n != 1)}, {int(row['matched'])} of {int(row['n_gt_care'])} matched"
+        score = float(np.mean(scores)) if scores else float("nan")
+        care = int(row["n_gt_care"])
+        return Described(text, score, truth=f"{care} word{'s' * (care != 1)}")
+
+    def draw(self, item: DrawInput) -> list[Panel]:
+        """The source image with the ground truth ('###' words marked ignored) and DB's
+        polygons with their box scores; then, from the re-run model, the probability map and
+        the binarized map DB's contours are read from (step 1, db.py), in model pixels."""
+        shapes = []
+        gt, dont_care = _words(item.sample.target if item.sample is not None else None)
+        for poly, ignored in zip(gt, dont_care, strict=True):
+            shapes.append(Shape(poly, True, "###" if ignored else "", bool(ignored)))
+        n = 0
+        if item.row is not None:
+            for flat, score in zip(item.row["polygons"], item.row["scores"], strict=True):
+                n += 1
+                poly = np.asarray(list(flat), float).reshape(-1, 2)
+                shapes.append(Shape(poly, False, f"{score:.2f}"))
+        panels: list[Panel] = [Overlay(item.image, tuple(shapes), f"{n} polygon{'s' * (n != 1)}")]
+        if item.outputs is not None and "prob_map" in item.outputs:
+            prob = np.asarray(item.outputs["prob_map"], dtype=np.float32)
+            prob = prob.reshape(prob.shape[-2:])
+            panels.append(Heat(prob, "probability map"))
+            panels.append(Heat(binarize(prob, self.params), f"binarized > {self.params.thresh}"))
+        return panels
 
 
 TASKS.register("text_detection")(TextDetection())
