@@ -60,7 +60,7 @@ def test_every_tool_reads_factor_lists_with_the_one_parser(monkeypatch):
     monkeypatch.setattr(assignments, "parse_assignments", spy)
     for main, argv in (
         (explain.main, ["/no/such/run", "--a", "colour=bgr"]),
-        (report.main, ["/no/such/run", "--b", "colour=bgr"]),
+        (report.main, ["/no/such/run", "--a", "colour=bgr"]),
         (parity.main, ["--a", "colour=bgr"]),
     ):
         with pytest.raises(Parsed):

@@ -46,7 +46,7 @@ from evalharness.analysis.effects import (
 from evalharness.analysis.ondemand import ConfigSource
 from evalharness.analysis.reproduce import configs_matching
 from evalharness.analysis.results import RunResults, reference_config, run_dataset, run_margin
-from evalharness.rundir.store import write_atomic_csv
+from evalharness.rundir.atomic import write_atomic_csv
 from evalharness.stats.paired import bootstrap_indices, check_resamples, holm
 from evalharness.stats.verdict import margin_for
 

@@ -43,7 +43,7 @@ from evalharness.analysis.effects import (
 )
 from evalharness.analysis.ondemand import ConfigSource, NoConfigs
 from evalharness.analysis.results import RunResults, reference_config, run_dataset, run_margin
-from evalharness.rundir.store import write_atomic_text
+from evalharness.rundir.atomic import write_atomic_text
 from evalharness.stats.paired import bootstrap_indices, check_resamples
 from evalharness.stats.verdict import NO_EFFECT, margin_for
 

@@ -33,7 +33,7 @@ def write_output(path, text: str, hint: str) -> str:
     say where; a folder that cannot be written (read-only) is said, not a traceback."""
     from pathlib import Path
 
-    from evalharness.rundir.store import write_atomic_text
+    from evalharness.rundir.atomic import write_atomic_text
 
     path = Path(path)
     try:

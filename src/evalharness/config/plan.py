@@ -34,7 +34,7 @@ from evalharness.models.fileinfo import OWN_RUNTIME
 from evalharness.models.source import ModelSpec
 from evalharness.preprocess.colour import ColourSpec, HostNormSpec
 from evalharness.preprocess.decode import DECODERS, DecodeSpec
-from evalharness.preprocess.degrade import degrade_stage
+from evalharness.preprocess.degrade import degrade_spec
 from evalharness.preprocess.pipeline import Stage, build_pipeline
 from evalharness.preprocess.resize import RESIZERS, ResizeSpec
 from evalharness.registry import FACTORS, UnknownNameError, unknown_choice_message
@@ -339,7 +339,10 @@ class Planner:
         try:
             stages, mean, std = build_stages(options, self.card, self.model)
             if self.degradation:
-                stages = (*stages, degrade_stage(self.degradation, options["resize"]))
+                stages = (
+                    *stages,
+                    Stage("degrade", degrade_spec(self.degradation, options["resize"])),
+                )
         except (ValueError, UnknownNameError) as e:
             raise PlanError(f"{describe(choices)}: {e}") from None
         why = check_capabilities(choices, options, self.model, stages)

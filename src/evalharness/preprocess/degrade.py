@@ -57,11 +57,9 @@ class DegradeSpec:
             raise ValueError(f"degradation downscale needs scale >= 2, got {self.scale}")
 
 
-def degrade_stage(settings: Mapping[str, Any], resize: Mapping[str, Any]):
-    """The `degrade` Stage for a dataset's degradation settings; a downscale takes its
-    resampling from the config's resize option, which must resample (not `none`)."""
-    from evalharness.preprocess.pipeline import Stage
-
+def degrade_spec(settings: Mapping[str, Any], resize: Mapping[str, Any]) -> DegradeSpec:
+    """The spec of the `degrade` stage for a dataset's degradation settings; a downscale
+    takes its resampling from the config's resize option, which must resample (not `none`)."""
     kind = str(settings.get("kind", ""))
     if kind == "downscale":
         if resize.get("library") in (None, "none"):
@@ -85,7 +83,7 @@ def degrade_stage(settings: Mapping[str, Any], resize: Mapping[str, Any]):
             seed=int(settings.get("seed", 0)),
             clip=bool(settings.get("clip", False)),
         )
-    return Stage("degrade", spec)
+    return spec
 
 
 def _is_grey(chw: np.ndarray) -> bool:

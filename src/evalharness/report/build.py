@@ -47,7 +47,7 @@ from evalharness.analysis.results import RunResults, reference_config, run_datas
 from evalharness.report import plots
 from evalharness.report.thumbs import Side, build_cards, sample_key
 from evalharness.report.views import Reading
-from evalharness.rundir.store import write_atomic_bytes, write_atomic_csv, write_atomic_text
+from evalharness.rundir.atomic import write_atomic_bytes, write_atomic_csv, write_atomic_text
 
 MAX_ON_DEMAND = 16  # beyond this many missing coalition configs, the waterfall is skipped
 ASSETS = "report_assets"

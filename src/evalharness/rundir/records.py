@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.hashing import sha256_file
+from evalharness.rundir.atomic import write_atomic_bytes
 
 RECORDS = "records.json"
 FORMAT = "evalharness run dir"
@@ -91,8 +92,6 @@ def entries(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def _write(run_dir: Path, files: dict[str, dict[str, Any]]) -> None:
-    from evalharness.rundir.store import write_atomic_bytes
-
     body = {"format": FORMAT, "version": VERSION, "files": dict(sorted(files.items()))}
     write_atomic_bytes(Path(run_dir) / RECORDS, json.dumps(body, indent=1).encode(), fsync=True)
 

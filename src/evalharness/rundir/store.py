@@ -26,7 +26,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalharness.rundir import records
+from evalharness.rundir.atomic import temp_beside, write_atomic_bytes
 
 TIMING_KEY = b"evalharness.timing"
 PARTS = "parts"
@@ -131,7 +131,7 @@ def compact_parts(run_dir: Path, chunks: list[int], out: Path, schema: pa.Schema
     timing: dict[str, float] = {}
     errors = []
     parts = part_records(run_dir)
-    fd, tmp_name = _temp_beside(out)
+    fd, tmp_name = temp_beside(out)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as sink, pq.ParquetWriter(sink, schema) as writer:
@@ -156,36 +156,6 @@ def compact_parts(run_dir: Path, chunks: list[int], out: Path, schema: pa.Schema
         empty = pd.DataFrame(columns=["sample_id", "config_id", "error_stage", "error"])
         return pd.DataFrame(columns=["n", "n_errors"]), timing, empty
     return counts.astype(int), timing, pd.concat(errors, ignore_index=True)
-
-
-def _temp_beside(path: Path) -> tuple[int, str]:
-    """A new temp file beside `path` (O_EXCL, mode 0600: never an existing file or a link);
-    its name `.NAME.XXXX.tmp` is what stale_temp_files recognises."""
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-
-
-def write_atomic_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
-    """Write to a fresh temp file and rename it over `path`: a reader sees the old file or the
-    new one, and a link at `path` is replaced, never followed."""
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def write_atomic_text(path: Path, text: str) -> None:
-    write_atomic_bytes(Path(path), text.encode())
-
-
-def write_atomic_csv(path: Path, df: pd.DataFrame) -> None:
-    write_atomic_text(path, df.to_csv(index=False))
 
 
 def write_recorded(run_dir: Path, name: str, data: str | bytes) -> None:
