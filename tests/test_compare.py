@@ -92,3 +92,18 @@ def test_paired_when_both_sides_have_predictions(run_app, tmp_path):
     assert len(table) == 1 and table.method.iloc[0] == "paired bootstrap"
     assert table.delta.iloc[0] == 0 and table.p_mcnemar.iloc[0] == 1.0
     assert len(notes) == 2
+
+
+def test_every_row_gets_the_one_verdict_rule(tmp_path, pair):
+    """Independent rows at n = 1000: -9 points changes the result; +0.5 cannot be told
+    from a 0.5-point margin (Newcombe's interval is about ±3.5 points wide): inconclusive.
+    A row within a wide margin is "no effect"; a reported figure without n stays
+    inconclusive when its interval is missing."""
+    t = compare(*pair).table.set_index("decoder")
+    assert t.loc["opencv", "verdict"] == "changes the result"
+    assert t.loc["pil", "verdict"] == "inconclusive"
+    assert "about" in t.loc["pil", "verdict_text"]  # the effect this n can detect
+    wide = compare(*pair, margin=5.0).table.set_index("decoder")
+    assert wide.loc["pil", "verdict"] == "no effect"
+    with pytest.raises(ValueError, match="margin must be > 0"):
+        compare(*pair, margin=0.0)

@@ -2,7 +2,6 @@
 
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
 from evalharness.tracking import MissingTrackerError, check_tracking
 

@@ -8,8 +8,13 @@ it) gets a 95% interval:
   bootstrap over images, and an exact McNemar p-value;
 - independent, when both have n: Newcombe's hybrid score interval (from the Wilson intervals);
 - against a reported figure without n: the measured side's Wilson interval, the figure exact.
-Changes whose interval excludes 0 are flagged. `--fail-on-drop X` exits 1 when any config's
-top-1 fell by more than X points: a regression gate for CI.
+Changes whose interval excludes 0 are flagged, and every row gets the verdict findings and
+explain give (`verdict`: "changes the result", "no effect" within the margin, "inconclusive";
+stats/verdict.py). Paired rows read the same interval as explain (Tango's score interval
+for top-1, the widened paired bootstrap otherwise); an independent row's 90% interval is
+its 95% one scaled by 1.645/1.96 about the delta (both are normal-based there).
+`--fail-on-drop X` exits 1 when any config's top-1 fell by more than X points: a
+regression gate for CI.
 
 The gate fails closed: a metric value that is not a number, is blank or lies outside the
 metric's range (0-100 for points), a run dir whose files are not what the run recorded, a
@@ -30,6 +35,16 @@ from evalharness.rundir import records
 from evalharness.rundir.summary import summary_factors
 from evalharness.stats.intervals import wilson_interval
 from evalharness.stats.paired import bootstrap_indices, compare_values
+from evalharness.stats.verdict import (
+    PER_IMAGE_RANGE,
+    PairedInterval,
+    binary_paired_interval,
+    bootstrap_paired_interval,
+    margin_for,
+    verdict,
+)
+
+Z90_OVER_Z95 = 1.6449 / 1.9600
 
 ACCURACY_NAMES = ("top1", "accuracy", "acc", "top1_acc")
 OTHER_METRICS = ("mAP", "hmean")
@@ -135,7 +150,28 @@ def _paired(a: pd.Series, b: pd.Series, sa: Side, sb: Side, idx_cache: dict) -> 
     worse, better = ra.task.flip_names
     out = dict(delta=r.delta, lo=r.delta_lo, hi=r.delta_hi, method="paired bootstrap")
     out.update({"p_mcnemar": r.p_mcnemar, worse: r.right_to_wrong, better: r.wrong_to_right})
+    sa_, sb_ = ra.scores(a.config_id), rb.scores(b.config_id)
+    if ra.task.paired_binary:
+        out["interval"] = binary_paired_interval(r.wrong_to_right, r.right_to_wrong, n)
+    else:
+        va, vb = ra.values(a.config_id, idx), rb.values(b.config_id, idx)
+        changed = int(np.sum(~np.isclose(sa_, sb_, equal_nan=True)))
+        per_image = PER_IMAGE_RANGE.get(ra.metric, 100.0)
+        if per_image is None:  # unbounded per image (PSNR): the spread of both sides' images
+            both = np.concatenate([sa_, sb_])
+            both = both[np.isfinite(both)]
+            per_image = float(np.ptp(both)) if both.size else None
+        out["interval"] = bootstrap_paired_interval(r.delta, vb[1:] - va[1:], changed, n,
+                                                    per_image)  # fmt: skip
     return out
+
+
+def _independent_interval(d: dict, n: float) -> PairedInterval:
+    """A row without per-image pairs: its 95% interval, and a 90% one scaled about the delta."""
+    delta, lo, hi = d["delta"], d["lo"], d["hi"]
+    lo90 = delta - (delta - lo) * Z90_OVER_Z95
+    hi90 = delta + (hi - delta) * Z90_OVER_Z95
+    return PairedInterval(delta, (lo90, hi90), (lo, hi), int(n) if pd.notna(n) else 0)
 
 
 def _interval(a: pd.Series, b: pd.Series, sa: Side, sb: Side, idx_cache: dict) -> dict:
@@ -224,11 +260,15 @@ def check_threshold(threshold: float) -> None:
         )
 
 
-def compare(a_path: Path, b_path: Path) -> Comparison:
+def compare(a_path: Path, b_path: Path, margin: float | None = None) -> Comparison:
+    """B against A, config by config; verdicts at `margin` (default: the metric's, as
+    findings.margin)."""
     sa, sb = load_side(a_path), load_side(b_path)
     if sa.metric != sb.metric:
         raise ValueError(f"A reports {sa.metric}, B reports {sb.metric}: nothing to compare")
     m = sa.metric
+    mg = margin_for(m, margin)
+    unit = sa.results.task.unit if sa.results is not None else "points"
     factors = [f for f in summary_factors(sa.table) if f in summary_factors(sb.table)]
     keys = [f for f in ("model", "dataset", *factors) if f in sa.table and f in sb.table]
     if not keys:
@@ -246,7 +286,12 @@ def compare(a_path: Path, b_path: Path) -> Comparison:
         b = _side_row(row, "_b")
         out = {k: row[k] for k in keys}
         out.update({c: _unaligned(row, c) for c in unaligned})
-        out.update({f"{m}_a": a[m], f"{m}_b": b[m]}, **_interval(a, b, sa, sb, idx_cache))
+        d = _interval(a, b, sa, sb, idx_cache)
+        n = min(a.get("n", np.nan), b.get("n", np.nan))
+        interval = d.pop("interval", None) or _independent_interval(d, n)
+        judged = verdict(interval, mg, unit)
+        out.update({f"{m}_a": a[m], f"{m}_b": b[m]}, **d)
+        out.update(verdict=judged.word, verdict_text=judged.text())
         if pd.notna(a.get("top5")) and pd.notna(b.get("top5")):
             out["top5_delta"] = b.top5 - a.top5
         rows.append(out)

@@ -26,7 +26,7 @@ def render(comparison) -> str:
         lines = ["no rows in common"]
     else:
         varying = comparison.varying_keys()
-        cols = [*varying, f"{m}_a", f"{m}_b", "delta", "lo", "hi", "method", "significant"]
+        cols = [*varying, f"{m}_a", f"{m}_b", "delta", "lo", "hi", "method", "verdict"]
         lines = [table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}")]
     notes = comparison.notes
     lines += notes[:10]
@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="POINTS",
         help="exit 1 if any config's metric fell by more than this (the metric's unit)",
     )
+    ap.add_argument(
+        "--margin",
+        type=float,
+        help="'no effect within ±margin', in the metric's units (default 0.5 points; "
+        "0.05 dB for psnr_y)",
+    )
     ap.add_argument("--out", type=Path, help="where to write compare.csv (default: B's folder)")
     add_trust_flag(ap)
     args = ap.parse_args(argv)
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.fail_on_drop is not None:
             check_threshold(args.fail_on_drop)  # before any work
         with trusting_edits(args.trust_edited):
-            comparison = compare(args.a, args.b)
+            comparison = compare(args.a, args.b, args.margin)
         gate = comparison.gate(args.fail_on_drop) if args.fail_on_drop is not None else None
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
