@@ -228,3 +228,25 @@ def test_imagenet_images_in_a_subfolder_are_found_and_named(tmp_path):
     ):
         load_dataset(cfg)  # fmt: skip
     assert len(load_dataset({**cfg, "images": "val"}).samples) == 1
+
+
+def test_an_ir_whose_bin_is_not_its_own_is_one_line_with_the_cause(tmp_path):
+    """The .bin beside an IR replaced by another file (an ncnn .bin of the same name): the
+    line names OpenVINO's cause, not its source location."""
+    import onnx
+    import openvino as ov
+    from onnx import TensorProto, helper
+
+    from evalharness.models.fileinfo import openvino_info
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1], [2.0])
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "g", [x], [y], [w])
+    onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"))
+    ov.save_model(ov.Core().read_model(str(tmp_path / "m.onnx")), str(tmp_path / "net.xml"))
+    (tmp_path / "net.bin").write_bytes(b"")
+    with pytest.raises(ValueError) as e:
+        openvino_info(tmp_path / "net.xml")
+    assert "Incorrect weights in bin file" in str(e.value)
+    assert "core.cpp" not in str(e.value) and "\n" not in str(e.value)

@@ -33,10 +33,11 @@ from .conftest import SHARED_DATA
 
 README = PROJECT_ROOT / "README.md"
 LIMIT = "dataset.limit=16 chunk_size=8 calibration.n=8 progress=false"
-TOOL_VERBS = {"explain", "compare", "merge", "report", "findings", "parity", "verify"}
+TOOL_VERBS = {"explain", "compare", "merge", "report", "findings", "parity", "verify", "layers"}
 REAL = ("imagenet_val_1300", "cifar10_test", "coco_mini_val2017", "icdar2015_test",
         "efficientnet_lite0", "yolox_nano", "nanodet_m", "ppocr_v", "resnet20_cifar",
-        "/data/coco", "/data/my_set")  # fmt: skip
+        "/data/coco", "/data/my_set", "../shared", "4x.pth", "sr_set5",
+        "denoise_set12")  # fmt: skip
 SKIP_MARK = "README test skips"
 
 
@@ -69,7 +70,8 @@ def _colour_model_files(models: Path) -> None:
     models.mkdir()
     for name in ("resnet50", "m", "net", "mobilenet_tf"):
         colour_onnx(models / f"{name}.onnx")
-    ov.save_model(ov.Core().read_model(str(models / "net.onnx")), str(models / "net.xml"))
+    (models / "ir").mkdir()  # an IR's net.bin and ncnn's net.bin cannot share a folder
+    ov.save_model(ov.Core().read_model(str(models / "net.onnx")), str(models / "ir" / "net.xml"))
     colour_ncnn(models)
     for ext in ("param", "bin"):
         (models / f"colour.{ext}").rename(models / f"net.{ext}")
@@ -118,13 +120,16 @@ def _placeholders(root: Path) -> dict[str, Path]:
     if coco.is_dir():
         paths["/data/coco"] = _coco_layout(coco, data / "coco")
         paths["/data/my_set"] = _yolo_layout(coco, data / "my_set")
+    upscaler = SHARED_DATA.parent / "models" / "sr" / "realesr-animevideov3.pth"
+    if upscaler.is_file():  # "your .pth": the shared Real-ESRGAN Compact x4
+        paths["4x.pth"] = upscaler
     return paths
 
 
 def _coco_layout(coco: Path, dest: Path) -> Path:
     (dest / "annotations").mkdir(parents=True)
-    (dest / "annotations" / "instances_val2017.json").symlink_to(coco / "instances_val2017.json")
-    (dest / "val2017").symlink_to(coco / "images")
+    shutil.copy(coco / "instances_val2017.json", dest / "annotations" / "instances_val2017.json")
+    shutil.copytree(coco / "images", dest / "val2017")  # copies: links out of a root refuse
     return dest
 
 
@@ -137,7 +142,7 @@ def _yolo_layout(coco: Path, dest: Path) -> Path:
     index = {c: i for i, c in enumerate(cats)}
     names = {c["id"]: c["name"] for c in data["categories"]}
     (dest / "labels").mkdir(parents=True)
-    (dest / "images").symlink_to(coco / "images")
+    shutil.copytree(coco / "images", dest / "images")
     for im in data["images"]:
         w, h = im["width"], im["height"]
         rows = [f"{index[a['category_id']]} {(a['bbox'][0] + a['bbox'][2] / 2) / w:.9f} "
@@ -153,7 +158,11 @@ def _yolo_layout(coco: Path, dest: Path) -> Path:
 
 def _substitute(cmd: str, paths: dict[str, Path]) -> str:
     for placeholder in sorted(paths, key=len, reverse=True):
-        cmd = re.sub(re.escape(placeholder) + r"(?=[/\s'\"]|$)", str(paths[placeholder]), cmd)
+        cmd = re.sub(
+            r"(?<![\w./-])" + re.escape(placeholder) + r"(?=[/\s'\"]|$)",
+            str(paths[placeholder]),
+            cmd,
+        )
     return cmd
 
 
@@ -183,7 +192,9 @@ def _why_skip(cmd: str) -> str | None:
 def _environment(work: Path) -> dict[str, str]:
     bin_dir = work / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
-    (bin_dir / "python").symlink_to(sys.executable)
+    # a wrapper, not a link: a link's venv is looked up beside the link (no pyvenv.cfg here)
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python").chmod(0o755)
     wrapper = f'#!/bin/sh\nexec "{sys.executable}" -m evalharness "$@"\n'
     for place in (bin_dir / "evalharness", work / "bin" / "evalharness"):
         place.parent.mkdir(exist_ok=True)

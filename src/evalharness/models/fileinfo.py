@@ -96,11 +96,12 @@ def onnx_info(path: Path) -> FileInfo:
 def openvino_info(path: Path) -> FileInfo:
     import openvino as ov
 
+    from evalharness.optional import error_line
+
     try:
         model = ov.Core().read_model(str(path))
-    except Exception as e:  # OpenVINO raises RuntimeError with a long text
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
-        raise ValueError(f"OpenVINO cannot read {path}: {first}") from None
+    except Exception as e:  # its first lines say where, the cause comes after
+        raise ValueError(f"OpenVINO cannot read {path}: {error_line(e)}") from None
 
     def dims(port) -> Shape:
         shape = port.get_partial_shape()
