@@ -12,13 +12,22 @@ trap 'rm -rf "$work"' EXIT
 say() { echo "check_wheel: $*"; }
 
 t=$SECONDS
-"$python" -m build --wheel --outdir "$work/dist" "$root" >"$work/build.log" 2>&1 \
+# from a copy of the files git tracks (and untracked ones it does not ignore): a build/
+# folder left in the checkout by an earlier build is never packaged again
+mkdir "$work/src"
+# folder left in the checkout by an earlier build is never packaged again (deleted files skipped)
+(cd "$root" && { git ls-files -co --exclude-standard; git ls-files -d; } | sort | uniq -u \
+  | tr '\n' '\0' | xargs -0 cp --parents -t "$work/src")
+"$python" -m build --wheel --outdir "$work/dist" "$work/src" >"$work/build.log" 2>&1 \
   || { cat "$work/build.log"; exit 1; }
 wheel="$(ls "$work"/dist/evalharness-*.whl)"
 say "built $(basename "$wheel"), $(du -k "$wheel" | cut -f1) KB, in $((SECONDS - t)) s"
-unzip -l "$wheel" | grep -q "evalharness/conf/sweep/preproc_ablation.yaml"
-unzip -l "$wheel" | grep -q "evalharness/demo/models/demo_cnn.pt"
-unzip -l "$wheel" | grep -q "hydra_plugins/evalharness_searchpath/evalharness_searchpath.py"
+# listings go to files first: `cmd | grep -q` under pipefail fails when grep stops reading
+# early and cmd dies of SIGPIPE (exit 141)
+unzip -l "$wheel" >"$work/wheel.txt"
+grep -q "evalharness/conf/sweep/preproc_ablation.yaml" "$work/wheel.txt"
+grep -q "evalharness/demo/models/demo_cnn.pt" "$work/wheel.txt"
+grep -q "hydra_plugins/evalharness_searchpath/evalharness_searchpath.py" "$work/wheel.txt"
 
 t=$SECONDS
 python3 -m venv "$work/venv"
@@ -44,7 +53,8 @@ printf 'name: mine\nfactors:\n  resize: [pil_bilinear, cv2_linear]\nexclude: []\
 "$work/venv/bin/evalharness" --config-dir conf +sweep=mine hydra.run.dir=run_mine \
   >"$work/out2.txt" 2>"$work/err2.txt" || { cat "$work/err2.txt"; exit 1; }
 grep -q "2 config(s) x 800 samples" "$work/out2.txt"
-"$work/venv/bin/evalharness" --config-dir conf --help | grep -q "mine\*"
+"$work/venv/bin/evalharness" --config-dir conf --help >"$work/help.txt"
+grep -q "mine\*" "$work/help.txt"
 say "a user sweep from --config-dir runs and --help lists it"
 extra="$(ls -A | grep -v -x -e run -e run_mine -e conf || true)"
 [ -z "$extra" ] || { say "unexpected files in the working folder: $extra"; exit 1; }

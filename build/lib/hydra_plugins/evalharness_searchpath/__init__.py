@@ -1,1 +1,0 @@
-"""evalharness's Hydra search-path plugin (see evalharness_searchpath.py)."""
