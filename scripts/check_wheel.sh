@@ -12,10 +12,9 @@ trap 'rm -rf "$work"' EXIT
 say() { echo "check_wheel: $*"; }
 
 t=$SECONDS
-# from a copy of the files git tracks (and untracked ones it does not ignore): a build/
-# folder left in the checkout by an earlier build is never packaged again
+# from a copy of the files git tracks (and untracked ones it does not ignore; deleted ones
+# skipped): a build/ folder left in the checkout by an earlier build is never packaged again
 mkdir "$work/src"
-# folder left in the checkout by an earlier build is never packaged again (deleted files skipped)
 (cd "$root" && { git ls-files -co --exclude-standard; git ls-files -d; } | sort | uniq -u \
   | tr '\n' '\0' | xargs -0 cp --parents -t "$work/src")
 "$python" -m build --wheel --outdir "$work/dist" "$work/src" >"$work/build.log" 2>&1 \
