@@ -122,3 +122,18 @@ def test_sweep_prints_its_plan_line_within_two_seconds(tmp_path):
         proc.wait()
         assert "config(s) x 800 samples" in line
     assert best < 2.0, best
+
+
+@pytest.mark.parametrize("command", ["explain", "findings", "report", "compare", "layers"])
+def test_a_commands_help_loads_neither_pandas_nor_hydra(command):
+    """A command's --help is argparse only: its user-error classes are imported when there is
+    an error (commands/__init__.py::_user_error), so pandas (0.5 s) and Hydra stay unloaded."""
+    code = (
+        "import sys\n"
+        "from evalharness.commands import run_command\n"
+        f"try:\n    run_command({command!r}, ['--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('pandas', 'hydra', 'torch') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

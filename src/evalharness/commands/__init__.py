@@ -120,13 +120,21 @@ def _first_line(exc: BaseException) -> str:
     return error_line(exc, limit=2000)
 
 
-def run_command(name: str, argv: list[str]) -> int:
-    """Run one command's `main(argv)`; a user's mistake becomes one line and exit code 2."""
+def _user_error(exc: Exception) -> bool:
+    """A mistake the user can fix from one line. The classes are imported only when there is
+    an error: `evalharness explain --help` must not load Hydra or the run-dir code."""
     from hydra.errors import HydraException
 
     from evalharness.registry import UnknownNameError
     from evalharness.rundir.claim import PlanMismatchError, RunDirBusyError
 
+    kinds = (ValueError, OSError, UnknownNameError, HydraException, PlanMismatchError,
+             RunDirBusyError)  # fmt: skip
+    return isinstance(exc, kinds)
+
+
+def run_command(name: str, argv: list[str]) -> int:
+    """Run one command's `main(argv)`; a user's mistake becomes one line and exit code 2."""
     command = COMMANDS[name]
     if command.overrides:
         from evalharness.config.compose import check_group_choices, store_for, user_dirs
@@ -139,9 +147,8 @@ def run_command(name: str, argv: list[str]) -> int:
     prog, sys.argv[0] = sys.argv[0], f"evalharness {name}"
     try:
         return int(importlib.import_module(command.module).main(argv) or 0)
-    except (ValueError, OSError, UnknownNameError, HydraException, PlanMismatchError,
-            RunDirBusyError) as e:  # fmt: skip
-        if os.environ.get("EVALHARNESS_DEBUG"):
+    except Exception as e:
+        if not _user_error(e) or os.environ.get("EVALHARNESS_DEBUG"):
             raise
         print(f"error: {_first_line(e)}", file=sys.stderr)
         return 2

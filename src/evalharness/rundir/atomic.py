@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # a writer, not a reader of frames: `--help` must not load pandas
+    import pandas as pd
 
 
 def temp_beside(path: Path) -> tuple[int, str]:
