@@ -123,14 +123,20 @@ def images_needed(
         lo, hi = tango_interval(b * m / n, c * m / n, m, confidence)
         return (hi - lo) / 2
 
-    if width(n) <= half_width:
+    return smallest_n(width, half_width, n)
+
+
+def smallest_n(width, target: float, n: float) -> int | None:
+    """The smallest image count m >= n at which the decreasing `width(m)` is <= target: n
+    itself, else a root bracketed by quadrupling (None beyond 1e12 images)."""
+    if width(n) <= target:
         return int(n)
-    lo_n, hi_n = float(n), float(n)
-    while width(hi_n) > half_width:
-        lo_n, hi_n = hi_n, hi_n * 4
-        if hi_n > 1e12:
+    lo, hi = float(n), float(n)
+    while width(hi) > target:
+        lo, hi = hi, hi * 4
+        if hi > 1e12:
             return None
-    return int(math.ceil(brentq(lambda m: width(m) - half_width, lo_n, hi_n, xtol=0.5)))
+    return int(math.ceil(brentq(lambda m: width(m) - target, lo, hi, xtol=0.5)))
 
 
 def discordant_counts(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int]:

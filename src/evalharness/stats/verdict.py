@@ -33,9 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import brentq
 
-from evalharness.stats.paired_binary import clopper_pearson, images_needed, tango_interval
+from evalharness.stats.paired_binary import (
+    clopper_pearson,
+    images_needed,
+    smallest_n,
+    tango_interval,
+)
 
 CHANGES = "changes the result"
 NO_EFFECT = "no effect"
@@ -287,23 +291,12 @@ def _bootstrap_images_for(spread, h, changed, n, per_image_range) -> int | None:
             p_hi = 1.0 if changed == n else clopper_pearson(share * m, m)[1]
             return spread * math.sqrt(n / m) * math.sqrt(p_hi / share)
 
-        return _solve_n(half_at, h, n)
+        return smallest_n(half_at, h, n)
 
     def widened_at(m: float) -> float:
         return math.hypot(spread * math.sqrt(n / m), per_image_range * _unseen(m, 0.95))
 
-    return _solve_n(widened_at, h, n)
-
-
-def _solve_n(width: Callable[[float], float], h: float, n: int) -> int | None:
-    if width(n) <= h:
-        return int(n)
-    lo, hi = float(n), float(n)
-    while width(hi) > h:
-        lo, hi = hi, hi * 4
-        if hi > 1e12:
-            return None
-    return math.ceil(brentq(lambda m: width(m) - h, lo, hi, xtol=0.5))
+    return smallest_n(widened_at, h, n)
 
 
 def _n_needed(interval: PairedInterval, detectable: float, margin: float) -> int | None:
