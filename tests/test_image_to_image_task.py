@@ -342,3 +342,22 @@ def test_verify_checks_image_models_of_every_size(tiny):
     assert {"onnxruntime/fp32", "openvino/fp32"} <= set(fp32.variant)
     assert fp32.passed.all() and fp32.top1_agreement.isna().all()
     assert (fp32.max_abs < 1e-5).all()
+
+
+def test_the_report_draws_the_output_image_and_describes_psnr():
+    """Task.draw: the config's output as the saved 8-bit image (a grey model's in RGB);
+    Task.describe: PSNR_Y, and the distance to the reference output when it was measured."""
+    from evalharness.tasks.drawing import DrawInput, Overlay
+
+    task = get_task("image_to_image")
+    out = np.zeros((1, 12, 10), np.float32)
+    out[0, :, 5:] = 1.0  # right half white, one channel
+    source = np.zeros((6, 5, 3), np.uint8)
+    (panel,) = task.draw(DrawInput(None, source, None, {IMAGE: out}))
+    assert isinstance(panel, Overlay) and panel.image.shape == (12, 10, 3)
+    assert panel.image[0, 9].tolist() == [255, 255, 255] and panel.image[0, 0].tolist() == [0] * 3
+    assert "10x12" in panel.title
+    assert task.draw(DrawInput(None, source, None, None)) == []
+    said = task.describe({"psnr_y": 28.23261, "psnr_ref": 64.1})
+    assert said.pred == "PSNR_Y 28.233 dB, 64.1 dB vs the reference output"
+    assert task.describe({"psnr_y": None, "psnr_ref": None}).pred == "no target"
